@@ -181,7 +181,11 @@ export class Bus {
     const credentials = { jwt: opts.jwt, seed: opts.seed, tls: { ...opts.tls } };
     const initial = opts.reconnect?.initialMs ?? 250;
     const max = opts.reconnect?.maxMs ?? 30_000;
+    // nats.js calls reconnectDelayHandler on every pass of its dial loop (also while waiting), and
+    // dials once `lastConnect + delay` has passed; so the delay must stay stable within one attempt.
+    // Attempts are counted from "reconnecting" status events (emitted right before each dial).
     let attempt = 0;
+    let delayFor = { attempt: -1, ms: 0 };
     const nc = await connect({
       servers: opts.servers,
       name: opts.name,
@@ -194,9 +198,11 @@ export class Bus {
       maxReconnectAttempts: -1,
       waitOnFirstConnect: opts.waitOnFirstConnect ?? true,
       reconnectDelayHandler: () => {
-        const base = Math.min(max, initial * 2 ** Math.min(attempt, 20));
-        attempt++;
-        return Math.round(base / 2 + (Math.random() * base) / 2);
+        if (delayFor.attempt !== attempt) {
+          const base = Math.min(max, initial * 2 ** Math.min(attempt, 20));
+          delayFor = { attempt, ms: Math.round(base / 2 + (Math.random() * base) / 2) };
+        }
+        return delayFor.ms;
       },
       timeout: opts.timeoutMs ?? 10_000,
       pingInterval: opts.pingIntervalMs ?? 20_000,
@@ -215,7 +221,8 @@ export class Bus {
             log.warn({ server: s.server }, "bus disconnected");
             break;
           case "reconnecting":
-            log.debug("bus reconnecting");
+            attempt++;
+            log.debug({ attempt }, "bus reconnecting");
             break;
           case "error":
             log.warn({ err: s.error.message }, "bus error from server");

@@ -97,17 +97,17 @@ export class TypedKv<S extends z.ZodType> {
   }
 
   /** Write only if the key does not exist; returns the new revision. */
-  create(key: string, value: z.output<S>): Promise<number> {
+  async create(key: string, value: z.output<S>): Promise<number> {
     return this.kv.create(key, this.encode(key, value));
   }
 
   /** Write only if the key is still at `revision`; returns the new revision. */
-  update(key: string, value: z.output<S>, revision: number): Promise<number> {
+  async update(key: string, value: z.output<S>, revision: number): Promise<number> {
     return this.kv.update(key, this.encode(key, value), revision);
   }
 
   /** Unconditional write. */
-  put(key: string, value: z.output<S>): Promise<number> {
+  async put(key: string, value: z.output<S>): Promise<number> {
     return this.kv.put(key, this.encode(key, value));
   }
 
