@@ -106,6 +106,23 @@ describe("subscribe", () => {
     sub.unsubscribe();
   });
 
+  it("applies a per-subscription size limit and an extra check (payload cluster = subject cluster)", async () => {
+    const got: string[] = [];
+    const sub = broker.subscribe("ferry.v1.broker.*.hello", Status, (m) => void got.push(m.data.cluster), {
+      maxBytes: 200,
+      check: (v, subject) => (v.cluster === subject.split(".")[3] ? undefined : `payload claims cluster ${v.cluster}`),
+    });
+    await broker.flush();
+    agent.publish("ferry.v1.broker.a.hello", Status, { ...valid, cluster: "b" }); // agent a pretending to be b
+    agent.publish("ferry.v1.broker.a.hello", Status, { ...valid, vms: Array.from({ length: 5 }, () => valid.vms[0]!) }); // > 200 bytes
+    agent.publish("ferry.v1.broker.a.hello", Status, valid);
+    await waitFor(() => sub.counters.accepted + sub.counters.dropped === 3, "3 hellos");
+    expect(got).toEqual(["a"]);
+    expect(sub.counters.droppedBy).toMatchObject({ rejected: 1, oversize: 1 });
+    expect(logs.lines.some((l) => l["reason"] === "rejected" && l["detail"] === "payload claims cluster b")).toBe(true);
+    sub.unsubscribe();
+  });
+
   it("keeps handling after a handler throws, and counts the failure", async () => {
     let n = 0;
     const sub = broker.subscribe("ferry.v1.broker.a.heartbeat", Status, (m) => {

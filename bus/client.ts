@@ -27,8 +27,11 @@ import { z } from "zod";
 
 export const ERROR_CODE_HEADER = "Ferry-Error-Code";
 export const ERROR_MESSAGE_HEADER = "Ferry-Error";
-/** NATS' default max_payload; the launcher configures the server with the same. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+/**
+ * Default largest payload (8 MiB: a cluster inventory or task set of thousands of VMs). The server's
+ * `max_payload` must be at least this; the launcher sets it. Narrow it per subscription (`maxBytes`).
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 
 export interface BusTls {
   /** PEM of the ferry CA (verifies the server). */
@@ -56,7 +59,7 @@ export interface BusCredentials {
 
 export interface BusOptions extends BusCredentials {
   logger?: Logger;
-  /** Largest payload sent or accepted, default 1 MiB. */
+  /** Largest payload sent or accepted, default 8 MiB (per-call `maxBytes` overrides). */
   maxMessageBytes?: number;
   /** Reconnect back-off: delay = min(maxMs, initialMs·2^attempt), then a random 50–100 % of it. */
   reconnect?: { initialMs?: number; maxMs?: number };
@@ -68,7 +71,7 @@ export interface BusOptions extends BusCredentials {
   pingIntervalMs?: number;
 }
 
-export type DropReason = "oversize" | "not-json" | "invalid" | "no-reply-subject";
+export type DropReason = "oversize" | "not-json" | "invalid" | "rejected" | "no-reply-subject";
 
 export interface BusCounters {
   published: number;
@@ -86,7 +89,7 @@ function newCounters(): BusCounters {
     published: 0,
     accepted: 0,
     dropped: 0,
-    droppedBy: { oversize: 0, "not-json": 0, invalid: 0, "no-reply-subject": 0 },
+    droppedBy: { oversize: 0, "not-json": 0, invalid: 0, rejected: 0, "no-reply-subject": 0 },
     handlerErrors: 0,
     errorReplies: 0,
   };
@@ -146,8 +149,20 @@ export interface BusSubscription<T> extends AsyncIterable<BusMessage<T>> {
   readonly closed: Promise<Error | undefined>;
 }
 
-export interface SubscribeOptions {
+export interface SubscribeOptions<T = unknown> {
   queue?: string;
+  /** Largest accepted payload for this subscription (default: the bus limit). */
+  maxBytes?: number;
+  /**
+   * Extra check after the schema (e.g. "the cluster in the payload is the one in the subject").
+   * Return a reason to drop the message, or undefined to accept it.
+   */
+  check?: (value: T, subject: string) => string | undefined;
+}
+
+export interface DecodeOptions<T = unknown> {
+  maxBytes?: number;
+  check?: (value: T, subject: string) => string | undefined;
 }
 
 export interface ServeContext {
@@ -264,7 +279,7 @@ export class Bus {
   }
 
   /** Validate and encode a value for the wire. Throws BusValidationError (sender bug). */
-  encode<S extends z.ZodType>(subject: string, schema: S, value: z.output<S>): Uint8Array {
+  encode<S extends z.ZodType>(subject: string, schema: S, value: z.output<S>, maxBytes: number = this.maxBytes): Uint8Array {
     let result: ReturnType<typeof z.safeEncode<S>>;
     try {
       result = z.safeEncode(schema, value);
@@ -280,8 +295,8 @@ export class Bus {
       );
     }
     const bytes = ENCODER.encode(JSON.stringify(result.data));
-    if (bytes.length > this.maxBytes) {
-      throw new BusValidationError(`message on ${subject} is ${bytes.length} bytes, above the limit of ${this.maxBytes}`, subject);
+    if (bytes.length > maxBytes) {
+      throw new BusValidationError(`message on ${subject} is ${bytes.length} bytes, above the limit of ${maxBytes}`, subject);
     }
     return bytes;
   }
@@ -295,6 +310,7 @@ export class Bus {
     schema: S,
     data: Uint8Array,
     counters: BusCounters[],
+    opts: DecodeOptions<z.output<S>> = {},
   ): { ok: true; value: z.output<S> } | { ok: false; reason: DropReason; detail: string; issues?: { path: string; message: string }[] } {
     const drop = (reason: DropReason, detail: string, issues?: { path: string; message: string }[]) => {
       for (const c of counters) {
@@ -304,25 +320,41 @@ export class Bus {
       this.log.warn({ subject, reason, detail, ...(issues ? { issues } : {}), bytes: data.length }, "bus dropped message");
       return issues ? { ok: false as const, reason, detail, issues } : { ok: false as const, reason, detail };
     };
-    if (data.length > this.maxBytes) return drop("oversize", `${data.length} bytes > ${this.maxBytes}`);
+    const maxBytes = opts.maxBytes ?? this.maxBytes;
+    if (data.length > maxBytes) return drop("oversize", `${data.length} bytes > ${maxBytes}`);
     let json: unknown;
     try {
       json = JSON.parse(DECODER.decode(data));
     } catch (e) {
       return drop("not-json", (e as Error).message.slice(0, 200));
     }
-    const parsed = schema.safeParse(json);
+    let parsed: z.ZodSafeParseResult<z.output<S>>;
+    try {
+      parsed = schema.safeParse(json);
+    } catch (e) {
+      // A throwing refinement is a schema bug; the message is still only dropped.
+      return drop("invalid", `schema threw: ${errText(e)}`.slice(0, 500));
+    }
     if (!parsed.success) {
       const issues = issuesOf(parsed.error).slice(0, 10);
       return drop("invalid", issues.map((i) => `${i.path}: ${i.message}`).join("; ").slice(0, 500), issues);
+    }
+    if (opts.check) {
+      let why: string | undefined;
+      try {
+        why = opts.check(parsed.data, subject);
+      } catch (e) {
+        why = `check threw: ${errText(e)}`;
+      }
+      if (why !== undefined) return drop("rejected", why.slice(0, 500));
     }
     for (const c of counters) c.accepted++;
     return { ok: true, value: parsed.data };
   }
 
   /** Validate, encode and publish. Throws BusValidationError if `value` does not match `schema`. */
-  publish<S extends z.ZodType>(subject: string, schema: S, value: z.output<S>, opts: { headers?: MsgHdrs } = {}): void {
-    const bytes = this.encode(subject, schema, value);
+  publish<S extends z.ZodType>(subject: string, schema: S, value: z.output<S>, opts: { headers?: MsgHdrs; maxBytes?: number } = {}): void {
+    const bytes = this.encode(subject, schema, value, opts.maxBytes);
     this.nc.publish(subject, bytes, opts.headers ? { headers: opts.headers } : undefined);
     this.counters.published++;
   }
@@ -336,11 +368,11 @@ export class Bus {
     subject: string,
     schema: S,
     handler?: (msg: BusMessage<z.output<S>>) => void | Promise<void>,
-    opts: SubscribeOptions = {},
+    opts: SubscribeOptions<z.output<S>> = {},
   ): BusSubscription<z.output<S>> {
     const sub = this.nc.subscribe(subject, opts.queue ? { queue: opts.queue } : {});
     const counters = newCounters();
-    const decode = (m: Msg) => this.decode(m.subject, schema, m.data, [counters, this.counters]);
+    const decode = (m: Msg) => this.decode(m.subject, schema, m.data, [counters, this.counters], opts);
     async function* valid(): AsyncGenerator<BusMessage<z.output<S>>> {
       try {
         for await (const m of sub) {
@@ -392,9 +424,9 @@ export class Bus {
     requestSchema: Q,
     value: z.output<Q>,
     replySchema: R,
-    opts: { timeoutMs?: number; headers?: MsgHdrs } = {},
+    opts: { timeoutMs?: number; headers?: MsgHdrs; maxBytes?: number; maxReplyBytes?: number } = {},
   ): Promise<z.output<R>> {
-    const bytes = this.encode(subject, requestSchema, value);
+    const bytes = this.encode(subject, requestSchema, value, opts.maxBytes);
     let reply: Msg;
     try {
       reply = await this.nc.request(subject, bytes, { timeout: opts.timeoutMs ?? 5000, ...(opts.headers ? { headers: opts.headers } : {}) });
@@ -407,7 +439,7 @@ export class Bus {
       const message = reply.headers?.get(ERROR_MESSAGE_HEADER) || "remote handler failed";
       throw new BusRequestError(`${subject}: ${code}: ${message}`, "remote-error", subject, code);
     }
-    const r = this.decode(subject, replySchema, reply.data, [this.counters]);
+    const r = this.decode(subject, replySchema, reply.data, [this.counters], opts.maxReplyBytes !== undefined ? { maxBytes: opts.maxReplyBytes } : {});
     if (!r.ok) throw new BusRequestError(`${subject}: invalid reply (${r.reason}): ${r.detail}`, "invalid-reply", subject);
     return r.value;
   }
@@ -423,7 +455,7 @@ export class Bus {
     requestSchema: Q,
     replySchema: R,
     handler: (request: z.output<Q>, ctx: ServeContext) => z.output<R> | Promise<z.output<R>>,
-    opts: SubscribeOptions = {},
+    opts: SubscribeOptions<z.output<Q>> & { maxReplyBytes?: number } = {},
   ): BusSubscription<never> {
     const counters = newCounters();
     const sub: Subscription = this.nc.subscribe(subject, {
@@ -433,7 +465,7 @@ export class Bus {
           this.log.warn({ subject, err: err.message }, "bus serve subscription error");
           return;
         }
-        void this.handleRequest(m, requestSchema, replySchema, handler, counters);
+        void this.handleRequest(m, requestSchema, replySchema, handler, counters, opts);
       },
     });
     const closed = subscriptionClosed(sub, subject, this.log);
@@ -455,6 +487,7 @@ export class Bus {
     replySchema: R,
     handler: (request: z.output<Q>, ctx: ServeContext) => z.output<R> | Promise<z.output<R>>,
     counters: BusCounters,
+    opts: SubscribeOptions<z.output<Q>> & { maxReplyBytes?: number },
   ): Promise<void> {
     const all = [counters, this.counters];
     if (!m.reply) {
@@ -472,7 +505,7 @@ export class Bus {
       h.set(ERROR_MESSAGE_HEADER, message.replace(/[\r\n]+/g, " ").slice(0, 1000));
       this.safeRespond(m, ENCODER.encode(JSON.stringify({ error: { code, message } })), h);
     };
-    const r = this.decode(m.subject, requestSchema, m.data, all);
+    const r = this.decode(m.subject, requestSchema, m.data, all, opts);
     if (!r.ok) {
       respondError("bad-request", `${r.reason}: ${r.detail}`);
       return;
@@ -490,7 +523,7 @@ export class Bus {
     }
     let bytes: Uint8Array;
     try {
-      bytes = this.encode(m.subject, replySchema, result);
+      bytes = this.encode(m.subject, replySchema, result, opts.maxReplyBytes);
     } catch (e) {
       this.log.error({ subject: m.subject, err: errText(e) }, "bus request handler returned an invalid reply");
       respondError("internal", `handler returned an invalid reply: ${errText(e)}`);

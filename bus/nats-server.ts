@@ -24,7 +24,7 @@ import {
   type UserCredentials,
 } from "./auth.js";
 import { agentInboxPrefix } from "./subjects.js";
-import type { BusCredentials } from "./client.js";
+import { DEFAULT_MAX_MESSAGE_BYTES, type BusCredentials } from "./client.js";
 
 export const DEFAULT_NATS_SERVER_BIN = "/usr/sbin/nats-server";
 
@@ -75,7 +75,7 @@ export interface StartNatsOptions {
   authority?: BusAuthority;
   /** Account JWTs to preload (required with `authority`). */
   preload?: Record<string, string>;
-  /** Max message size in bytes (server `max_payload`), default 1 MiB. */
+  /** Max message size in bytes (server `max_payload`), default 8 MiB (= the bus default). */
   maxPayload?: number;
   clusterName?: string;
   /** Extra nats-server flags such as ["-DV"] for debug/trace logs. */
@@ -317,7 +317,7 @@ export async function startNats(opts: StartNatsOptions = {}): Promise<NatsHarnes
   writeFileSync(files.ca, ca.certPem);
   const trust = { operatorJwt: authority.operator.jwt, systemAccount: authority.system.publicKey, preload };
   const clusterName = opts.clusterName ?? "ferry";
-  const maxPayload = opts.maxPayload ?? 1024 * 1024;
+  const maxPayload = opts.maxPayload ?? DEFAULT_MAX_MESSAGE_BYTES;
 
   let nodes: NodeProcess[] = [];
   for (let attempt = 1; ; attempt++) {
