@@ -22,7 +22,7 @@ import {
 } from "@nats-io/jwt";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { agentInboundSubjects, agentInboxPrefix, agentOutboundSubjects, SUBJECT_ROOT } from "./subjects.js";
-import { assertClusterName } from "../pki/index.js";
+import { assertClusterName, certInfo, PkiError, roleOf } from "../pki/index.js";
 
 export const FERRY_ACCOUNT_NAME = "FERRY";
 export const SYSTEM_ACCOUNT_NAME = "SYS";
@@ -209,9 +209,19 @@ async function mintUser(
 }
 
 /** Mint the JWT of one cluster's agent. Its expiry should be the agent certificate's notAfter. */
-export function mintAgentUser(a: BusAuthority, cluster: string, opts: MintOptions = {}): Promise<UserCredentials> {
+export async function mintAgentUser(a: BusAuthority, cluster: string, opts: MintOptions = {}): Promise<UserCredentials> {
   assertClusterName(cluster);
   return mintUser(a, `agent-${cluster}`, agentPermissions(cluster), opts, { tags: [`cluster:${cluster}`] });
+}
+
+/**
+ * Mint the agent's JWT from its (just issued or renewed) certificate: the cluster comes from the
+ * certificate's subject and the JWT expires with the certificate, so both credentials die together.
+ */
+export async function mintAgentUserForCertificate(a: BusAuthority, certPem: string, opts: { userPublicKey?: string } = {}): Promise<UserCredentials> {
+  const identity = roleOf(certPem);
+  if (identity.role !== "agent") throw new PkiError(`expected an agent certificate, got role ${identity.role}`, "invalid-role");
+  return mintAgentUser(a, identity.cluster, { ...opts, expiresAt: certInfo(certPem).notAfter });
 }
 
 export function mintBrokerUser(a: BusAuthority, opts: MintOptions & { name?: string } = {}): Promise<UserCredentials> {
