@@ -3,8 +3,19 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { z } from "zod";
-import { connectBus, startNats, typedKv, type Bus, type NatsHarness, type TypedKv } from "./index.js";
-import { captureLogs, waitFor } from "./test-support.js";
+import { connect, jwtAuthenticator, AuthorizationError } from "@nats-io/transport-node";
+import {
+  connectBus,
+  encodeFerryAccount,
+  pushAccountJwt,
+  revokeUsers,
+  startNats,
+  typedKv,
+  type Bus,
+  type NatsHarness,
+  type TypedKv,
+} from "./index.js";
+import { captureLogs, serverErrors, waitFor } from "./test-support.js";
 
 const Plan = z.object({ name: z.string(), generation: z.number().int() });
 
@@ -90,5 +101,34 @@ describe("3-node JetStream cluster", () => {
     });
     const r3 = await kv.update("plan.p1", { name: "p1", generation: 3 }, r2);
     expect(r3).toBeGreaterThan(r2);
+  });
+
+  it("applies a revocation pushed to one node on every node, also after a node restart", async () => {
+    const x = await h.agentCredentials("x");
+    // x connects only to n2; the claims push goes through n0.
+    const busX = await connectBus({ ...x, servers: [h.nodes[2]!.url], logger: logs.logger });
+    const errs = serverErrors(busX.nc);
+    const sys = await connectBus({ ...(await h.systemCredentials()), servers: [h.nodes[0]!.url], logger: logs.logger });
+    const r = await pushAccountJwt(sys.nc, await encodeFerryAccount(h.authority, revokeUsers({}, [x.user.publicKey])));
+    expect(r.message).toBe("jwt updated");
+    await waitFor(() => errs.find((e) => /User Authentication Revoked/i.test(e.message)), "x revoked on n2");
+
+    // n1 restarts from its stored JWTs (the preloaded account JWT is older and does not win).
+    await h.nodes[1]!.restart();
+    await h.waitReady();
+    const refused = await connect({
+      servers: [h.nodes[1]!.url],
+      tls: x.tls,
+      reconnect: false,
+      authenticator: jwtAuthenticator(x.jwt, new TextEncoder().encode(x.seed)),
+    }).then(
+      async (nc) => {
+        await nc.close();
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(AuthorizationError);
+    await Promise.all([busX.close(), sys.close()]);
   });
 });
