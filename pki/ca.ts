@@ -189,14 +189,8 @@ export function issueCertificate(
   return buildLeaf(ca, identity, forge.pki.publicKeyFromPem(publicKey.export({ type: "spki", format: "pem" }) as string), opts);
 }
 
-function buildLeaf(ca: CertificateAuthority, identity: FerryIdentity, publicKey: forge.pki.PublicKey, opts: IssueOptions): string {
-  const now = opts.now ?? new Date();
-  const caX509 = parseCertificate(ca.certPem, "CA certificate");
-  if (!caX509.ca) throw new PkiError("CA certificate has no basicConstraints cA=true", "not-a-ca");
-  const caKey = loadPrivateKey(ca.keyPem, "CA private key");
-  if (!caX509.checkPrivateKey(caKey)) throw new PkiError("CA private key does not match the CA certificate", "key-mismatch");
-  const caForge = forge.pki.certificateFromPem(ca.certPem);
-
+/** Validate SANs and lifetime before any work (in particular before generating a key). */
+function checkIssueOptions(identity: FerryIdentity, opts: IssueOptions): { dnsNames: string[]; ips: string[]; days: number } {
   const dnsNames = opts.dnsNames ?? [];
   const ips = opts.ipAddresses ?? [];
   for (const ip of ips) {
@@ -210,9 +204,20 @@ function buildLeaf(ca: CertificateAuthority, identity: FerryIdentity, publicKey:
   if (identity.role === "server" && dnsNames.length + ips.length === 0) {
     throw new PkiError("a server certificate needs at least one DNS name or IP address (dnsNames/ipAddresses)", "invalid-san");
   }
-
   const days = opts.validityDays ?? defaultDays(identity.role);
   if (!(days > 0)) throw new PkiError(`validityDays must be positive, got ${days}`, "invalid-lifetime");
+  return { dnsNames, ips, days };
+}
+
+function buildLeaf(ca: CertificateAuthority, identity: FerryIdentity, publicKey: forge.pki.PublicKey, opts: IssueOptions): string {
+  const now = opts.now ?? new Date();
+  const caX509 = parseCertificate(ca.certPem, "CA certificate");
+  if (!caX509.ca) throw new PkiError("CA certificate has no basicConstraints cA=true", "not-a-ca");
+  const caKey = loadPrivateKey(ca.keyPem, "CA private key");
+  if (!caX509.checkPrivateKey(caKey)) throw new PkiError("CA private key does not match the CA certificate", "key-mismatch");
+  const caForge = forge.pki.certificateFromPem(ca.certPem);
+
+  const { dnsNames, ips, days } = checkIssueOptions(identity, opts);
   const notAfter = Math.min(now.getTime() + days * DAY_MS, validTo(caX509).getTime());
 
   const cert = forge.pki.createCertificate();
@@ -247,6 +252,8 @@ export async function issueCertifiedKey(
   identity: FerryIdentity,
   opts: IssueOptions & { keyBits?: number } = {},
 ): Promise<CertifiedKey> {
+  validateIdentity(identity);
+  checkIssueOptions(identity, opts);
   const keys = await generateRsaKeyPair(opts.keyBits ?? 2048);
   return { certPem: issueCertificate(ca, identity, keys.publicKeyPem, opts), keyPem: keys.privateKeyPem };
 }
