@@ -198,7 +198,8 @@ export class Bus {
     const max = opts.reconnect?.maxMs ?? 30_000;
     // nats.js calls reconnectDelayHandler on every pass of its dial loop (also while waiting), and
     // dials once `lastConnect + delay` has passed; so the delay must stay stable within one attempt.
-    // Attempts are counted from "reconnecting" status events (emitted right before each dial).
+    // Attempts are counted in reconnectToServer, which nats.js calls right before each dial
+    // (first connection included), and reset once connected.
     let attempt = 0;
     let delayFor = { attempt: -1, ms: 0 };
     const nc = await connect({
@@ -212,6 +213,10 @@ export class Bus {
       ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
       maxReconnectAttempts: -1,
       waitOnFirstConnect: opts.waitOnFirstConnect ?? true,
+      reconnectToServer: () => {
+        attempt++;
+        return null; // default server selection
+      },
       reconnectDelayHandler: () => {
         if (delayFor.attempt !== attempt) {
           const base = Math.min(max, initial * 2 ** Math.min(attempt, 20));
@@ -223,6 +228,7 @@ export class Bus {
       pingInterval: opts.pingIntervalMs ?? 20_000,
       maxPingOut: 3,
     });
+    attempt = 0;
     const bus = new Bus(nc, log, opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, credentials);
     log.info({ server: nc.getServer() }, "bus connected");
     void (async () => {
@@ -236,7 +242,6 @@ export class Bus {
             log.warn({ server: s.server }, "bus disconnected");
             break;
           case "reconnecting":
-            attempt++;
             log.debug({ attempt }, "bus reconnecting");
             break;
           case "error":
