@@ -21,17 +21,39 @@ export interface KvBucketOptions {
   memory?: boolean;
 }
 
-/** Create the bucket if missing (or open it if it exists). */
+/** Errors a JetStream cluster returns while it is (re)forming; worth retrying for a while. */
+const TRANSIENT = /insufficient resources|no suitable peers|temporarily unavailable|not currently available|no responders|timeout|timed out|stream is offline|leader/i;
+
+/**
+ * Retry a JetStream administrative call while the cluster reports transient errors (leader
+ * election, peers not yet current), up to `timeoutMs`.
+ */
+export async function retryTransient<T>(what: string, op: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await op();
+    } catch (e) {
+      const text = `${(e as Error).name} ${(e as Error).message}`;
+      if (!TRANSIENT.test(text) || Date.now() + delay > deadline) {
+        throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/** Create the bucket if missing (or open it if it exists). Retries while a JetStream cluster settles. */
 export async function ensureKv(bus: Bus, bucket: string, opts: KvBucketOptions = {}): Promise<KV> {
   const kvm = new Kvm(bus.nc);
-  return kvm.create(bucket, {
+  return retryTransient(`create KV bucket ${bucket}`, () => kvm.create(bucket, {
     replicas: opts.replicas ?? 1,
     history: opts.history ?? 1,
     ...(opts.maxValueBytes !== undefined ? { maxValueSize: opts.maxValueBytes } : {}),
     ...(opts.ttlMs !== undefined ? { ttl: opts.ttlMs } : {}),
     ...(opts.description !== undefined ? { description: opts.description } : {}),
     storage: opts.memory ? StorageType.Memory : StorageType.File,
-  });
+  }));
 }
 
 /** Open an existing bucket (fails if it does not exist). */
@@ -162,7 +184,7 @@ export interface EventsStreamOptions {
 
 /** Create (or update) the FERRY_EVENTS stream on `ferry.v1.events.>`. */
 export async function ensureEventsStream(bus: Bus, opts: EventsStreamOptions = {}): Promise<StreamInfo> {
-  const jsm = await jetstreamManager(bus.nc);
+  const jsm = await retryTransient("JetStream API", () => jetstreamManager(bus.nc));
   const config = {
     name: EVENTS_STREAM,
     subjects: [EVENTS_SUBJECTS],
@@ -174,12 +196,15 @@ export async function ensureEventsStream(bus: Bus, opts: EventsStreamOptions = {
     max_bytes: opts.maxBytes ?? 1024 * 1024 * 1024,
     duplicate_window: 2 * 60 * 1_000_000_000,
   };
-  try {
-    await jsm.streams.info(EVENTS_STREAM);
-  } catch {
-    return jsm.streams.add(config);
-  }
-  return jsm.streams.update(EVENTS_STREAM, config);
+  return retryTransient(`create stream ${EVENTS_STREAM}`, async () => {
+    try {
+      await jsm.streams.info(EVENTS_STREAM);
+    } catch (e) {
+      if (!/not found/i.test((e as Error).message)) throw e;
+      return jsm.streams.add(config);
+    }
+    return jsm.streams.update(EVENTS_STREAM, config);
+  });
 }
 
 /**

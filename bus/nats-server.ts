@@ -410,10 +410,17 @@ export async function startNats(opts: StartNatsOptions = {}): Promise<NatsHarnes
           } else if (n === 1) {
             return;
           } else {
+            type Meta = { meta_cluster?: { leader?: string; replicas?: { name: string; current?: boolean; offline?: boolean }[] } };
             const jsz = await Promise.all(running.map((node) => getJson(`${node.monitorUrl}/jsz`)));
-            const leaders = jsz.map((j) => (j.body as { meta_cluster?: { leader?: string } }).meta_cluster?.leader ?? "");
-            if (leaders.every((l) => l !== "" && l === leaders[0])) return;
-            last = `meta leaders seen: ${JSON.stringify(leaders)}`;
+            const metas = jsz.map((j) => (j.body as Meta).meta_cluster);
+            const leaders = metas.map((m) => m?.leader ?? "");
+            // Everyone agrees on the leader, and the leader sees every running peer as current
+            // (otherwise an R3 stream created right now can fail with "insufficient resources").
+            const leaderMeta = metas[running.findIndex((node) => node.name === leaders[0])];
+            const peers = (leaderMeta?.replicas ?? []).filter((p) => p.current && !p.offline).map((p) => p.name);
+            const others = running.map((node) => node.name).filter((name) => name !== leaders[0]);
+            if (leaders.every((l) => l !== "" && l === leaders[0]) && others.every((name) => peers.includes(name))) return;
+            last = `meta leaders seen: ${JSON.stringify(leaders)}, current peers of the leader: ${JSON.stringify(peers)}`;
           }
         } catch (e) {
           last = String(e);
