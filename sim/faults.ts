@@ -2,8 +2,8 @@
 // every authenticated resource request; the control API adds and removes rules and reads the log.
 import { ApiError, type StatusReason } from "./apiserver/errors.js";
 
-export type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "delete" | "deletecollection";
-export const VERBS: readonly Verb[] = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
+export const VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"] as const;
+export type Verb = (typeof VERBS)[number];
 
 /** What a request is about, as kube-apiserver's RequestInfo. `resource` is "" for non-resource paths. */
 export interface RequestInfo {

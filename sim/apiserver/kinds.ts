@@ -23,6 +23,8 @@ export interface Column {
 export interface KindInfo {
   /** Columns after NAME (which every table starts with). */
   columns: Column[];
+  /** The NAME cell, when a built-in printer decorates it. */
+  nameCell?: (o: KObject) => string;
   /** Field selector keys besides metadata.name and metadata.namespace. */
   fieldSelectors: string[];
   /** DELETE answers with the object (true) or a `Status` of success (false). */
@@ -165,6 +167,7 @@ const BUILTIN: Record<string, Partial<KindInfo>> = {
     allowCreateOnUpdate: true,
   },
   StorageClass: {
+    nameCell: (o) => (o.metadata.annotations?.["storageclass.kubernetes.io/is-default-class"] === "true" ? `${o.metadata.name} (default)` : o.metadata.name),
     columns: [
       { name: "Provisioner", type: "string", cell: (o) => o.provisioner ?? "" },
       { name: "ReclaimPolicy", type: "string", cell: (o) => o.reclaimPolicy ?? "Delete" },
@@ -219,6 +222,7 @@ export function kindInfo(rt: ResourceType): KindInfo {
   const b = builtin ? (BUILTIN[rt.kind] ?? {}) : {};
   const info: KindInfo = {
     columns: b.columns ?? (builtin ? [builtinAge] : (CRD_COLUMNS[rt.kind] ?? [age])),
+    ...(b.nameCell ? { nameCell: b.nameCell } : {}),
     fieldSelectors: b.fieldSelectors ?? [],
     // Custom resources answer DELETE with the object; most built-ins with a Status.
     returnDeletedObject: b.returnDeletedObject ?? !builtin,

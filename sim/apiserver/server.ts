@@ -730,7 +730,7 @@ function negotiate(accept: string | undefined): Format {
 }
 
 function toTable(rt: ResourceType, objs: KObject[], includeObject: string, version: string, listMeta: Record<string, unknown>): Record<string, unknown> {
-  const cols = kindInfo(rt).columns;
+  const { columns: cols, nameCell } = kindInfo(rt);
   const t = Date.now();
   return {
     kind: "Table",
@@ -741,7 +741,7 @@ function toTable(rt: ResourceType, objs: KObject[], includeObject: string, versi
       ...cols.map((c) => ({ name: c.name, type: c.type, format: c.format ?? "", description: c.description ?? "", priority: c.priority ?? 0 })),
     ],
     rows: objs.map((o) => ({
-      cells: [o.metadata.name, ...cols.map((c) => cellOf(c, o, t))],
+      cells: [nameCell ? nameCell(o) : o.metadata.name, ...cols.map((c) => cellOf(c, o, t))],
       ...(includeObject === "None"
         ? {}
         : { object: includeObject === "Object" ? o : { kind: "PartialObjectMetadata", apiVersion: `meta.k8s.io/${version}`, metadata: o.metadata } }),
