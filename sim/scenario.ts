@@ -12,7 +12,9 @@ import type { SimCluster } from "./cluster.js";
 
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$/;
 const quantity = z
-  .union([z.string(), z.number().nonnegative()])
+  .union([z.string(), z.number().nonnegative()], {
+    error: (iss) => (iss.input === undefined ? "required" : 'expected a Kubernetes quantity such as "2Gi", "500m" or "4"'),
+  })
   .transform(String)
   .refine((s) => QUANTITY.test(s), { message: 'expected a Kubernetes quantity such as "2Gi", "500m" or "4"' });
 const dnsName = z

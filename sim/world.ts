@@ -13,7 +13,7 @@ import { ControlServer } from "./control.js";
 import { SimControlClient } from "./control-client.js";
 import { kubeconfigYaml } from "./kubeconfig.js";
 import { installKubeVirt } from "./kubevirt/index.js";
-import { type Scenario, clusterSpec, defaultScenario, parseScenario, seedCluster } from "./scenario.js";
+import { type Scenario, type ScenarioInput, clusterSpec, defaultScenario, parseScenario, seedCluster } from "./scenario.js";
 
 export interface WorldOptions {
   /** Cluster names, or how many ("a", "b", ...). Default: the scenario's clusters, else a and b. */
@@ -23,7 +23,7 @@ export interface WorldOptions {
   /** Serve plain HTTP (kubeconfigs then say insecure-skip-tls-verify). Default: HTTPS. */
   http?: boolean;
   /** What to seed: a scenario (object as in the YAML file), "default" (the default) or "empty". */
-  scenario?: Scenario | "default" | "empty";
+  scenario?: ScenarioInput | "default" | "empty";
   /** Write `<dir>/<cluster>/kubeconfig` and `<dir>/sim.json`. */
   dir?: string;
   /** Listen address. Default 127.0.0.1. */
@@ -32,6 +32,9 @@ export interface WorldOptions {
   portBase?: number;
   /** Real milliseconds between watch BOOKMARK events (default: 60 simulated seconds, 1-60 s real). */
   bookmarkIntervalMs?: number;
+  /** Install the simulated KubeVirt and CDI controllers (default true). false serves the bare API
+   *  server, for tests of the API layer itself. */
+  simulateKubeVirt?: boolean;
 }
 
 export interface WorldCluster {
@@ -118,8 +121,10 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       const kubevirtNamespace = spec.kubevirt ? spec.kubevirt.namespace : undefined;
       const cluster = new SimCluster({ name, clock, token: token(), ...(kubevirtNamespace ? { kubevirtNamespace } : {}) });
       // The other half of the simulator: KubeVirt and CDI controllers register on the cluster here.
-      installKubeVirt(cluster);
-      installCDI(cluster);
+      if (opts.simulateKubeVirt !== false) {
+        installKubeVirt(cluster);
+        installCDI(cluster);
+      }
       const api = new ApiServer({
         cluster,
         ...(tls ? { tls } : {}),

@@ -23,6 +23,7 @@ import {
 import { ApiError, notFound } from "./errors.js";
 import { cellOf, kindInfo } from "./kinds.js";
 import { openApiV3Index, openApiV3GroupVersion } from "./openapi.js";
+import { PROTOBUF, decodeProtobuf } from "./protobuf.js";
 import { badRequest, jsonPatch, mergePatch, serverSideApply, strategicMergePatch } from "./patch.js";
 import { type ResourceType, apiVersionOf, resourceByPath } from "./resources.js";
 import type { DeleteOptions, KObject, PropagationPolicy } from "./store.js";
@@ -348,6 +349,7 @@ export class ApiServer {
           meta.namespace = ns;
         }
         if (meta.resourceVersion) throw new ApiError(500, "InternalError", "resourceVersion should not be set on objects to be created");
+        foldStringData(rt, body);
         const created = store.create(rt, body as KObject, { dryRun });
         return this.send(res, 201, created);
       }
@@ -359,6 +361,7 @@ export class ApiServer {
         if (rt.namespaced && meta.namespace && meta.namespace !== ns) throw badRequest("the namespace of the provided object does not match the namespace sent on the request");
         meta.name = info.name;
         if (rt.namespaced) meta.namespace = ns;
+        foldStringData(rt, body);
         const exists = store.tryGet(rt, ns, info.name!) !== undefined;
         const ki = kindInfo(rt);
         if (!exists) {
@@ -679,6 +682,15 @@ function isRecord(v: unknown): v is Body {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** Secret.stringData is write-only: kube-apiserver folds it into .data. */
+function foldStringData(rt: ResourceType, body: Body): void {
+  if (rt.group !== "" || rt.kind !== "Secret" || !isRecord(body.stringData)) return;
+  const data: Record<string, string> = isRecord(body.data) ? body.data : {};
+  for (const [k, v] of Object.entries(body.stringData)) data[k] = Buffer.from(String(v)).toString("base64");
+  body.data = data;
+  delete body.stringData;
+}
+
 function parseDryRun(q: URLSearchParams): boolean {
   const values = q.getAll("dryRun");
   for (const v of values) if (v !== "All") throw badRequest(`dryRun: Unsupported value: "${v}": supported values: "All"`);
@@ -701,8 +713,14 @@ async function drain(req: http.IncomingMessage): Promise<void> {
 }
 
 async function readObject(req: http.IncomingMessage): Promise<Body> {
-  const raw = (await readBody(req)).toString("utf8");
-  const type = (req.headers["content-type"] ?? JSON_TYPE).split(";")[0]!.trim();
+  const type = (req.headers["content-type"] ?? JSON_TYPE).split(";")[0]!.trim().toLowerCase();
+  const buf = await readBody(req);
+  // kubectl's typed clients (kubectl create namespace|configmap|secret) send protobuf.
+  if (type === PROTOBUF) return decodeProtobuf(buf);
+  if (type !== JSON_TYPE && type !== "application/yaml" && type !== "*/*") {
+    throw new ApiError(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, ${PROTOBUF}`);
+  }
+  const raw = buf.toString("utf8");
   let body: unknown;
   try {
     body = type === "application/yaml" ? YAML.parse(raw) : JSON.parse(raw);

@@ -361,10 +361,12 @@ export class Store {
   }
 
   /**
-   * Forgets the retained watch history, as an etcd compaction would: watches and continue tokens
-   * from any earlier resourceVersion then get 410 Expired. (Fault injection uses this.)
+   * Forgets the retained watch history, as an etcd compaction would, and moves the resourceVersion
+   * on (as writes to other resources do in a real cluster): every resourceVersion a client holds is
+   * then too old, so its next watch or continue gets 410 Expired. (Fault injection uses this.)
    */
   compactHistory(): void {
+    this.rv++;
     this.history.length = 0;
   }
 
