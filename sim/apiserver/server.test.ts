@@ -287,7 +287,10 @@ describe("plain HTTP", () => {
       const api = kubeConfig(c.kubeconfig).makeApiClient(CoreV1Api);
       await api.createNamespace({ body: { metadata: { name: "plain" } } });
       expect((await api.listNamespace()).items.map((n) => n.metadata?.name)).toEqual(["plain"]);
-      const res = await fetch(`${c.server}/api/v1/namespaces`);
+      // kubectl sends no credentials over plain HTTP: anonymous requests are served, wrong tokens are not.
+      const anon = await fetch(`${c.server}/api/v1/namespaces`);
+      expect(anon.status).toBe(200);
+      const res = await fetch(`${c.server}/api/v1/namespaces`, { headers: { Authorization: "Bearer wrong" } });
       expect(res.status).toBe(401);
       expect(await res.json()).toMatchObject({ kind: "Status", status: "Failure", reason: "Unauthorized", code: 401 });
     } finally {

@@ -142,7 +142,11 @@ export class ApiServer {
         return;
       }
       const auth = req.headers.authorization;
-      if (auth !== `Bearer ${this.opts.cluster.opts.token}`) throw new ApiError(401, "Unauthorized", "Unauthorized");
+      // Over plain HTTP kubectl sends no credentials at all (client-go only uses them over TLS), so
+      // HTTP mode accepts anonymous requests like kube-apiserver's old insecure port; a wrong token
+      // is refused either way.
+      const anonymousOk = !this.opts.tls && auth === undefined;
+      if (auth !== `Bearer ${this.opts.cluster.opts.token}` && !anonymousOk) throw new ApiError(401, "Unauthorized", "Unauthorized");
 
       const route = this.route(req.method ?? "GET", path, url.searchParams);
       info = route.info;

@@ -403,7 +403,8 @@ export class Store {
   private emit(e: StoreEvent): void {
     this.history.push(e);
     const max = this.opts.historySize ?? 20_000;
-    if (this.history.length > max) this.history.splice(0, this.history.length - max);
+    // Trim in batches so a full history costs O(1) per event, not a shift of the whole array.
+    if (this.history.length > max + Math.min(1024, Math.ceil(max / 10))) this.history.splice(0, this.history.length - max);
     for (const l of [...this.listeners]) l(e);
     const watchers = this.watchers.get(keyOf(e.rt));
     if (watchers) for (const w of [...watchers]) w(e);
