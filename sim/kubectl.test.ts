@@ -75,7 +75,17 @@ beforeAll(async () => {
           namespaces: ["default", "vms"],
           nodes: [{ count: 2, cpu: "16", memory: "64Gi" }],
           storageClasses: [{ name: "standard", default: true }],
-          vms: [{ name: "web", namespace: "vms", memory: "2Gi", labels: { app: "web" } }],
+          vms: [{ name: "web", namespace: "vms", memory: "2Gi", labels: { app: "web" }, disks: [{ name: "root", size: "5Gi", template: false }] }],
+          kubevirt: {},
+          objects: [
+            {
+              apiVersion: "v1",
+              kind: "PersistentVolumeClaim",
+              metadata: { name: "disk", namespace: "vms" },
+              spec: { accessModes: ["ReadWriteMany"], storageClassName: "standard", volumeMode: "Block", resources: { requests: { storage: "10Gi" } }, volumeName: "pv-1" },
+              status: { phase: "Bound", capacity: { storage: "10Gi" }, accessModes: ["ReadWriteMany"] },
+            },
+          ],
         },
       },
     },
@@ -103,6 +113,15 @@ describe("kubectl against the simulated API server", () => {
     expect(nodes[0]?.slice(0, 6)).toEqual(["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP"]);
     expect(nodes.slice(1).map((r) => [r[0], r[1], r[2]])).toEqual([["a-node-1", "Ready", "worker"], ["a-node-2", "Ready", "worker"]]);
     expect(table(await ok("get", "sc"))[1]?.[0]).toBe("standard (default)");
+    expect(table(await ok("get", "pvc", "-n", "vms", "-o", "wide"))).toEqual([
+      ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE", "VOLUMEMODE"],
+      ["disk", "Bound", "pv-1", "10Gi", "RWX", "standard", "<unset>", expect.stringMatching(/^\d+s$/), "Block"],
+    ]);
+    expect(table(await ok("get", "dv", "-n", "vms"))[0]).toEqual(["NAME", "PHASE", "PROGRESS", "RESTARTS", "AGE"]);
+    expect(table(await ok("get", "dv", "-n", "vms"))[1]?.[0]).toBe("web-root");
+    expect(table(await ok("get", "kv", "-n", "kubevirt"))[0]).toEqual(["NAME", "AGE", "PHASE"]);
+    const all = table(await ok("get", "all", "-n", "vms", "-o", "name"));
+    expect(all.flat()).toEqual(["virtualmachine.kubevirt.io/web", "datavolume.cdi.kubevirt.io/web-root"]);
     const none = await kubectl("get", "vmi", "-n", "vms");
     expect([none.code, none.stdout, none.stderr]).toEqual([0, "", "No resources found in vms namespace.\n"]);
   });
@@ -118,6 +137,24 @@ describe("kubectl against the simulated API server", () => {
     expect(d).toMatch(/^Name:\s+web$/m);
     expect(d).toMatch(/^Namespace:\s+vms$/m);
     expect(d).toMatch(/Run Strategy:\s+Always/);
+    expect(d).toMatch(/Events:\s+<none>/);
+    const uid = await ok("get", "vm", "web", "-n", "vms", "-o", "jsonpath={.metadata.uid}");
+    const event = {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: "web.started", namespace: "vms" },
+      involvedObject: { apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", name: "web", namespace: "vms", uid },
+      reason: "SuccessfulCreate",
+      message: "Started the virtual machine by creating the new virtual machine instance web",
+      type: "Normal",
+      source: { component: "virtualmachine-controller" },
+      count: 1,
+      firstTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      lastTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    };
+    await ok("create", "-f", file("event.json", JSON.stringify(event)));
+    expect(await ok("describe", "vm", "web", "-n", "vms")).toMatch(/Normal\s+SuccessfulCreate\s+\S+\s+virtualmachine-controller\s+Started the virtual machine/);
+    expect(table(await ok("get", "events", "-n", "vms"))[1]).toEqual([expect.any(String), "Normal", "SuccessfulCreate", "virtualmachine/web", event.message]);
     await ok("create", "configmap", "described", "-n", "vms", "--from-literal=k=v");
     expect(await ok("describe", "cm", "described", "-n", "vms")).toMatch(/^k:\n----\nv$/m);
   });

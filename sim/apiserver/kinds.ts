@@ -23,8 +23,9 @@ export interface Column {
 export interface KindInfo {
   /** Columns after NAME (which every table starts with). */
   columns: Column[];
-  /** The NAME cell, when a built-in printer decorates it. */
-  nameCell?: (o: KObject) => string;
+  /** The NAME cell, when a built-in printer decorates it; null when the printer has no leading NAME
+   *  column (events: their columns say everything). */
+  nameCell?: ((o: KObject) => string) | null;
   /** Field selector keys besides metadata.name and metadata.namespace. */
   fieldSelectors: string[];
   /** DELETE answers with the object (true) or a `Status` of success (false). */
@@ -147,6 +148,7 @@ const BUILTIN: Record<string, Partial<KindInfo>> = {
     mergeKeys: { "status.conditions": "type" },
   },
   Event: {
+    nameCell: null,
     columns: [
       { name: "Last Seen", type: "string", cell: (o, now) => since(o.lastTimestamp ?? o.eventTime ?? o.metadata.creationTimestamp, now) },
       { name: "Type", type: "string", cell: (o) => o.type ?? "" },
@@ -222,7 +224,7 @@ export function kindInfo(rt: ResourceType): KindInfo {
   const b = builtin ? (BUILTIN[rt.kind] ?? {}) : {};
   const info: KindInfo = {
     columns: b.columns ?? (builtin ? [builtinAge] : (CRD_COLUMNS[rt.kind] ?? [age])),
-    ...(b.nameCell ? { nameCell: b.nameCell } : {}),
+    ...(b.nameCell !== undefined ? { nameCell: b.nameCell } : {}),
     fieldSelectors: b.fieldSelectors ?? [],
     // Custom resources answer DELETE with the object; most built-ins with a Status.
     returnDeletedObject: b.returnDeletedObject ?? !builtin,

@@ -759,11 +759,11 @@ function toTable(rt: ResourceType, objs: KObject[], includeObject: string, versi
     apiVersion: `meta.k8s.io/${version}`,
     metadata: listMeta,
     columnDefinitions: [
-      NAME_COLUMN,
+      ...(nameCell === null ? [] : [NAME_COLUMN]),
       ...cols.map((c) => ({ name: c.name, type: c.type, format: c.format ?? "", description: c.description ?? "", priority: c.priority ?? 0 })),
     ],
     rows: objs.map((o) => ({
-      cells: [nameCell ? nameCell(o) : o.metadata.name, ...cols.map((c) => cellOf(c, o, t))],
+      cells: [...(nameCell === null ? [] : [nameCell ? nameCell(o) : o.metadata.name]), ...cols.map((c) => cellOf(c, o, t))],
       ...(includeObject === "None"
         ? {}
         : { object: includeObject === "Object" ? o : { kind: "PartialObjectMetadata", apiVersion: `meta.k8s.io/${version}`, metadata: o.metadata } }),

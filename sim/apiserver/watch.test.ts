@@ -25,6 +25,7 @@ interface Seen {
   rv?: string;
   code?: number;
   reason?: string;
+  initialEventsEnd?: string;
 }
 
 /** Starts a raw watch; returns what it saw, a promise for its end, and a stop function. */
@@ -35,8 +36,10 @@ async function watch(path: string, params: Record<string, string | number | bool
   const ctrl = await new Watch(kc).watch(
     path,
     params,
-    (type, obj: { metadata?: { name?: string; resourceVersion?: string }; code?: number; reason?: string }) =>
-      seen.push({ type, name: obj.metadata?.name, rv: obj.metadata?.resourceVersion, code: obj.code, reason: obj.reason }),
+    (type, obj: { metadata?: { name?: string; resourceVersion?: string; annotations?: Record<string, string> }; code?: number; reason?: string }) => {
+      const end = obj.metadata?.annotations?.["k8s.io/initial-events-end"];
+      seen.push({ type, name: obj.metadata?.name, rv: obj.metadata?.resourceVersion, code: obj.code, reason: obj.reason, ...(end ? { initialEventsEnd: end } : {}) });
+    },
     (err) => ended(err),
   );
   return { seen, done, stop: () => ctrl.abort() };
@@ -79,6 +82,17 @@ describe("watch", () => {
     await eventually(() => w.seen.length >= 2, 5000, "two events");
     w.stop();
     expect(w.seen.map((e) => `${e.type} ${e.name}`)).toEqual(["ADDED x", "ADDED z"]);
+  });
+
+  it("serves the legacy /watch/ paths, single-object watches and the initial-events bookmark", async () => {
+    const ns = await freshNamespace();
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "one" } } });
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "two" } } });
+    const w = await watch(`/api/v1/watch/namespaces/${ns}/configmaps/two`, { allowWatchBookmarks: true, sendInitialEvents: true, resourceVersionMatch: "NotOlderThan" });
+    await eventually(() => w.seen.length >= 2, 5000, "initial events");
+    w.stop();
+    expect(w.seen[0]).toMatchObject({ type: "ADDED", name: "two" });
+    expect(w.seen[1]).toMatchObject({ type: "BOOKMARK", initialEventsEnd: "true" });
   });
 
   it("answers a too-old resourceVersion with an ERROR event (410 Expired) and closes the stream", async () => {
