@@ -25,7 +25,7 @@ class HttpFail extends Error {
 
 const Match = {
   verb: z.enum(VERBS).optional(),
-  resource: z.string().min(1).optional(),
+  resource: z.string().optional(),
   subresource: z.string().optional(),
   namespace: z.string().optional(),
   name: z.string().optional(),

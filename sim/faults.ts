@@ -19,7 +19,8 @@ export interface RequestInfo {
 /** Which requests a rule applies to. Every field that is set must match. */
 export interface RequestMatch {
   verb?: Verb;
-  /** Plural resource name, optionally group-qualified: "virtualmachines" or "virtualmachines.kubevirt.io". */
+  /** Plural resource name, optionally group-qualified: "virtualmachines" or "virtualmachines.kubevirt.io".
+   *  "" matches discovery and other non-resource requests, which no other rule matches. */
   resource?: string;
   /** "status"; "" matches only requests to the main resource. */
   subresource?: string;
@@ -78,6 +79,8 @@ export function defaultReason(code: number): StatusReason {
 }
 
 function matches(m: RequestMatch, info: RequestInfo): boolean {
+  // Discovery and other non-resource requests match only rules that ask for them (resource: "").
+  if (info.resource === "" && m.resource !== "") return false;
   if (m.verb !== undefined && m.verb !== info.verb) return false;
   if (m.resource !== undefined) {
     const qualified = info.group ? `${info.resource}.${info.group}` : info.resource;

@@ -10,6 +10,7 @@ import {
   setHeaderOptions,
   type V1ConfigMap,
 } from "@kubernetes/client-node";
+import { request as httpsRequest } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, expectApiError, kubeConfig } from "../testing.js";
 import { type World, startWorld } from "../world.js";
@@ -274,6 +275,58 @@ describe("simulated API server over HTTPS with client-node", () => {
     expect((await expectApiError(() => bad.listNamespace())).code).toBe(401);
     const res = await fetch(`${world.cluster("a").server.replace("https", "http")}/api`).catch(() => undefined);
     expect(res?.ok ?? false).toBe(false); // HTTPS only
+  });
+});
+
+/** A raw HTTPS request to cluster a, trusting the world's CA. */
+function raw(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  const c = world.cluster("a");
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      `${c.server}${path}`,
+      { method, ca: world.tls!.caPem, headers: { Authorization: `Bearer ${c.token}`, ...headers } },
+      (res) => {
+        let data = "";
+        res.on("data", (d: Buffer) => (data += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+describe("protocol details", () => {
+  it("answers Table, aggregated discovery, 404/405/406/415 as kube-apiserver", async () => {
+    const ns = await freshNamespace();
+    await co.createNamespacedCustomObject({ ...VM, namespace: ns, body: vm("t") });
+    const t = await raw("GET", `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines`, { Accept: "application/json;as=Table;v=v1;g=meta.k8s.io,application/json" });
+    expect(t.headers["content-type"]).toBe("application/json;as=Table;v=v1;g=meta.k8s.io");
+    const table = JSON.parse(t.body) as { kind: string; columnDefinitions: { name: string }[]; rows: { cells: unknown[]; object: { kind: string } }[] };
+    expect(table.kind).toBe("Table");
+    expect(table.columnDefinitions.map((c) => c.name)).toEqual(["Name", "Age", "Status", "Ready"]);
+    expect(table.rows[0]?.cells.slice(0, 1)).toEqual(["t"]);
+    expect(table.rows[0]?.object.kind).toBe("PartialObjectMetadata");
+
+    const agg = await raw("GET", "/apis", { Accept: "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json" });
+    expect(agg.headers["content-type"]).toBe("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
+    const groups = (JSON.parse(agg.body) as { items: { metadata: { name: string } }[] }).items.map((i) => i.metadata.name);
+    expect(groups).toEqual(expect.arrayContaining(["kubevirt.io", "cdi.kubevirt.io", "storage.k8s.io", "k8s.cni.cncf.io", "coordination.k8s.io"]));
+    const legacy = JSON.parse((await raw("GET", "/apis/kubevirt.io/v1")).body) as { resources: { name: string; shortNames?: string[] }[] };
+    expect(legacy.resources.find((r) => r.name === "virtualmachines")?.shortNames).toEqual(["vm", "vms"]);
+    expect(legacy.resources.map((r) => r.name)).toContain("virtualmachines/status");
+
+    const status = (r: { body: string }) => JSON.parse(r.body) as { kind: string; code: number; reason: string };
+    expect(status(await raw("GET", "/apis/kubevirt.io/v1/namespaces/x/pods"))).toMatchObject({ kind: "Status", code: 404, reason: "NotFound" });
+    expect(status(await raw("POST", `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines/t`, { "Content-Type": "application/json" }, "{}"))).toMatchObject({ code: 405, reason: "MethodNotAllowed" });
+    expect(status(await raw("GET", `/api/v1/namespaces/${ns}/configmaps`, { Accept: "application/vnd.kubernetes.protobuf" }))).toMatchObject({ code: 406, reason: "NotAcceptable" });
+    expect(status(await raw("POST", `/api/v1/namespaces/${ns}/configmaps`, { "Content-Type": "application/cbor" }, "x"))).toMatchObject({ code: 415 });
+    expect(status(await raw("PATCH", `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines/t`, { "Content-Type": "text/plain" }, "x"))).toMatchObject({ code: 415 });
+    const yaml = await raw("POST", `/api/v1/namespaces/${ns}/configmaps`, { "Content-Type": "application/yaml" }, "metadata:\n  name: from-yaml\ndata:\n  k: v\n");
+    expect(yaml.status).toBe(201);
+    const secret = await raw("POST", `/api/v1/namespaces/${ns}/secrets`, { "Content-Type": "application/json" }, JSON.stringify({ metadata: { name: "s" }, stringData: { pw: "hunter2" } }));
+    expect(JSON.parse(secret.body)).toMatchObject({ data: { pw: Buffer.from("hunter2").toString("base64") } });
+    expect(JSON.parse(secret.body).stringData).toBeUndefined();
   });
 });
 
