@@ -75,7 +75,25 @@ async function main(): Promise<void> {
     fail(e instanceof Error ? e.message : String(e));
   }
 
-  let world: World;
+  // Signals during start-up are honoured once the world is up (then stopped at once).
+  let world: World | undefined;
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (!world) return;
+    process.stderr.write(`sim: ${signal}, stopping\n`);
+    world.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        process.stderr.write(`sim: error while stopping: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+
   try {
     world = await startWorld({
       ...(clusters !== undefined ? { clusters } : {}),
@@ -91,22 +109,11 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`sim: ${signal}, stopping\n`);
-    world.stop().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        process.stderr.write(`sim: error while stopping: ${e instanceof Error ? e.message : String(e)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGINT", () => shutdown("SIGINT"));
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-
+  if (stopping) {
+    stopping = false;
+    shutdown("signal during start-up");
+    return;
+  }
   for (const c of world.clusters) process.stderr.write(`sim: cluster ${c.name} at ${c.server}  kubeconfig ${c.kubeconfigPath}\n`);
   process.stderr.write(`sim: control API at ${world.control.url} (token in ${v.dir}/sim.json), time scale ${timeScale}\n`);
   process.stdout.write("ready\n");
