@@ -78,6 +78,12 @@ const HHMM = z.string().regex(/^(?:[01]\d|2[0-3]):[0-5]\d$/, {
   error: (issue) => `time ${quote(issue.input)} must be HH:MM on a 24-hour clock, e.g. "22:00" (quote it in YAML)`,
 });
 
+/** IANA time zone name, as Intl knows them. */
+export const TimeZone = z
+  .string()
+  .max(64)
+  .refine(isTimeZone, { error: (issue) => `time zone ${quote(issue.input)} is not an IANA time zone name such as "UTC" or "Europe/Berlin"` });
+
 /**
  * A daily window in which new migrations may start, e.g. 22:00–06:00 Europe/Berlin. `end` before
  * `start` crosses midnight. Migrations already running when it closes continue.
@@ -86,11 +92,7 @@ export const Window = z
   .strictObject({
     start: HHMM,
     end: HHMM,
-    /** IANA time zone name. */
-    timeZone: z
-      .string()
-      .refine(isTimeZone, { error: (issue) => `time zone ${quote(issue.input)} is not an IANA time zone name such as "UTC" or "Europe/Berlin"` })
-      .default("UTC"),
+    timeZone: TimeZone.default("UTC"),
   })
   .refine((w) => w.start !== w.end, { path: ["end"], error: "end must differ from start (omit window to allow any time)" });
 export type Window = z.output<typeof Window>;
