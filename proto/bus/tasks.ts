@@ -45,26 +45,25 @@ const base = {
 /** abort: delete this attempt's VMIMs and everything ferry created for it. cleanup: remove leftovers of earlier attempts. */
 const Undo = z.enum(["abort", "cleanup"]);
 
-function roleTasks<R extends TaskRole, O extends readonly [z.ZodObject, ...z.ZodObject[]]>(role: R, options: (r: z.ZodLiteral<R>) => O) {
-  return z.discriminatedUnion("action", options(z.literal(role)));
-}
-
-const SourceTask = roleTasks("source", (role) => [
+// Each role is a union on `action`, so TypeScript narrows to the fields an action needs.
+const source = z.literal("source");
+const SourceTask = z.discriminatedUnion("action", [
   /** Create the sendTo VMIM towards the target's synchronization address. */
-  z.object({ ...base, role, action: z.literal("send"), connectUrl: SyncAddress }),
+  z.object({ ...base, role: source, action: z.literal("send"), connectUrl: SyncAddress }),
   /** The target runs: apply the plan's source policy to the source VM. */
-  z.object({ ...base, role, action: z.literal("finalize"), sourcePolicy: SourcePolicy }),
-  z.object({ ...base, role, action: Undo }),
+  z.object({ ...base, role: source, action: z.literal("finalize"), sourcePolicy: SourcePolicy }),
+  z.object({ ...base, role: source, action: Undo }),
 ]);
 
-const TargetTask = roleTasks("target", (role) => [
+const target = z.literal("target");
+const TargetTask = z.discriminatedUnion("action", [
   /**
    * Copy the dependencies, create blank DataVolumes sized from `sourceVm.volumes`, the
    * WaitAsReceiver VM (from `sourceVm.manifest`, storage and networks remapped) and the receive VMIM.
    */
   z.object({
     ...base,
-    role,
+    role: target,
     action: z.literal("prepare"),
     storageMap: z.array(StorageMapping).max(256),
     networkMap: z.array(NetworkMapping).max(256),
@@ -76,12 +75,13 @@ const TargetTask = roleTasks("target", (role) => [
       volumes: z.array(SourceVolume).max(256),
     }),
   }),
-  z.object({ ...base, role, action: Undo }),
+  z.object({ ...base, role: target, action: Undo }),
 ]);
 
 /** Same-cluster moves: `migrate` creates the destination volumes and swaps them in (live for storage, clone for offline). */
-function volumeMoveTask<R extends "storage" | "offline">(r: R) {
-  return roleTasks(r, (role) => [
+function volumeMoveTask<R extends "storage" | "offline">(name: R) {
+  const role = z.literal(name);
+  return z.discriminatedUnion("action", [
     z.object({ ...base, role, action: z.literal("migrate"), storageMap: z.array(StorageMapping).max(256), sourceVolumes: z.array(SourceVolume).max(256) }),
     /** halt keeps the old volumes, delete removes them. */
     z.object({ ...base, role, action: z.literal("finalize"), sourcePolicy: SourcePolicy }),
