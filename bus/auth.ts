@@ -21,7 +21,7 @@ import {
   type User,
 } from "@nats-io/jwt";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { agentInboundSubjects, agentInboxPrefix, agentOutboundSubjects, SUBJECT_ROOT } from "./subjects.js";
+import { agentSubjectPermissions, SUBJECT_ROOT } from "./subjects.js";
 import { assertClusterName, certInfo, PkiError, roleOf } from "../pki/index.js";
 
 export const FERRY_ACCOUNT_NAME = "FERRY";
@@ -163,9 +163,11 @@ export interface MintOptions {
 
 /** What a cluster agent may do: its own subjects, its own inbox, replies to broker requests. */
 export function agentPermissions(cluster: string): Partial<Permissions> {
+  assertClusterName(cluster);
+  const subjects = agentSubjectPermissions(cluster); // proto/bus/subjects.ts: the one definition
   return {
-    pub: { allow: [agentOutboundSubjects(cluster)] },
-    sub: { allow: [agentInboundSubjects(cluster), `${agentInboxPrefix(cluster)}.>`] },
+    pub: { allow: subjects.publish },
+    sub: { allow: subjects.subscribe },
     // May publish one reply to the reply subject of each request it received, within 1 minute.
     resp: { max: 1, ttl: 60_000_000_000 },
   };

@@ -116,6 +116,8 @@ export class BusRequestError extends Error {
     readonly subject: string,
     /** For remote errors: the code the server-side handler chose (`BusHandlerError`), else "internal". */
     readonly remoteCode?: string,
+    /** For remote errors: the error reply's body, if it matched the reply schema (see `serve`'s `errorReply`). */
+    readonly reply?: unknown,
   ) {
     super(message);
     this.name = "BusRequestError";
@@ -158,6 +160,15 @@ export interface SubscribeOptions<T = unknown> {
    * Return a reason to drop the message, or undefined to accept it.
    */
   check?: (value: T, subject: string) => string | undefined;
+}
+
+export interface ServeOptions<Q = unknown, R = unknown> extends SubscribeOptions<Q> {
+  maxReplyBytes?: number;
+  /**
+   * Build the body of an error reply in the reply schema (e.g. proto's RpcError), so that a reader
+   * of the body alone sees a valid reply. The `Ferry-Error-Code` header is set either way.
+   */
+  errorReply?: (code: string, message: string) => R;
 }
 
 export interface DecodeOptions<T = unknown> {
@@ -429,7 +440,14 @@ export class Bus {
     requestSchema: Q,
     value: z.output<Q>,
     replySchema: R,
-    opts: { timeoutMs?: number; headers?: MsgHdrs; maxBytes?: number; maxReplyBytes?: number } = {},
+    opts: {
+      timeoutMs?: number;
+      headers?: MsgHdrs;
+      maxBytes?: number;
+      maxReplyBytes?: number;
+      /** Return an error reply whose body matches `replySchema` (e.g. proto's RpcError) instead of throwing. */
+      errorsAsReplies?: boolean;
+    } = {},
   ): Promise<z.output<R>> {
     const bytes = this.encode(subject, requestSchema, value, opts.maxBytes);
     let reply: Msg;
@@ -440,11 +458,14 @@ export class Bus {
     }
     this.counters.published++;
     const code = reply.headers?.get(ERROR_CODE_HEADER);
+    const decodeOpts = opts.maxReplyBytes !== undefined ? { maxBytes: opts.maxReplyBytes } : {};
     if (code) {
       const message = reply.headers?.get(ERROR_MESSAGE_HEADER) || "remote handler failed";
-      throw new BusRequestError(`${subject}: ${code}: ${message}`, "remote-error", subject, code);
+      const body = replySchema.safeParse(safeJson(reply.data));
+      if (body.success && opts.errorsAsReplies) return body.data;
+      throw new BusRequestError(`${subject}: ${code}: ${message}`, "remote-error", subject, code, body.success ? body.data : undefined);
     }
-    const r = this.decode(subject, replySchema, reply.data, [this.counters], opts.maxReplyBytes !== undefined ? { maxBytes: opts.maxReplyBytes } : {});
+    const r = this.decode(subject, replySchema, reply.data, [this.counters], decodeOpts);
     if (!r.ok) throw new BusRequestError(`${subject}: invalid reply (${r.reason}): ${r.detail}`, "invalid-reply", subject);
     return r.value;
   }
@@ -460,7 +481,7 @@ export class Bus {
     requestSchema: Q,
     replySchema: R,
     handler: (request: z.output<Q>, ctx: ServeContext) => z.output<R> | Promise<z.output<R>>,
-    opts: SubscribeOptions<z.output<Q>> & { maxReplyBytes?: number } = {},
+    opts: ServeOptions<z.output<Q>, z.output<R>> = {},
   ): BusSubscription<never> {
     const counters = newCounters();
     const sub: Subscription = this.nc.subscribe(subject, {
@@ -492,7 +513,7 @@ export class Bus {
     replySchema: R,
     handler: (request: z.output<Q>, ctx: ServeContext) => z.output<R> | Promise<z.output<R>>,
     counters: BusCounters,
-    opts: SubscribeOptions<z.output<Q>> & { maxReplyBytes?: number },
+    opts: ServeOptions<z.output<Q>, z.output<R>>,
   ): Promise<void> {
     const all = [counters, this.counters];
     if (!m.reply) {
@@ -508,7 +529,15 @@ export class Bus {
       const h = natsHeaders();
       h.set(ERROR_CODE_HEADER, code);
       h.set(ERROR_MESSAGE_HEADER, message.replace(/[\r\n]+/g, " ").slice(0, 1000));
-      this.safeRespond(m, ENCODER.encode(JSON.stringify({ error: { code, message } })), h);
+      let body: Uint8Array | undefined;
+      if (opts.errorReply) {
+        try {
+          body = this.encode(m.subject, replySchema, opts.errorReply(code, message), opts.maxReplyBytes);
+        } catch (e) {
+          this.log.error({ subject: m.subject, err: errText(e) }, "bus errorReply produced an invalid reply");
+        }
+      }
+      this.safeRespond(m, body ?? ENCODER.encode(JSON.stringify({ error: { code, message } })), h);
     };
     const r = this.decode(m.subject, requestSchema, m.data, all, opts);
     if (!r.ok) {
@@ -579,6 +608,14 @@ function subscriptionClosed(sub: Subscription, subject: string, log: Logger): Pr
       return e instanceof Error ? e : new Error(String(e));
     },
   );
+}
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(DECODER.decode(data));
+  } catch {
+    return undefined;
+  }
 }
 
 function errText(e: unknown): string {

@@ -1,24 +1,22 @@
-// Fuzz: ≥ 10,000 random and mutated messages on every subject a receiver listens to. The receiver
-// is a separate process (bus/fuzz/receiver.ts) using the typed client like the broker and agent do.
-// It must stay up, and every message must be either accepted as valid or dropped with a log line:
-// accepted + dropped == sent per channel, accepted == the number of valid messages sent, and one
-// "bus dropped message" log line per drop. RPC requests must be answered with a valid reply or a
-// bad-request error, matching the message's validity.
-//
-// NOTE: the schemas are representative stand-ins (bus/fuzz/contract.ts) until proto/ lands on main.
+// Fuzz: ≥ 10,000 random and mutated messages on every subject a ferry receiver listens to, with the
+// real proto/bus schemas and limits. The receiver is a separate process (bus/fuzz/receiver.ts) that
+// listens through bus/ferry.ts exactly as the broker and agent do. It must stay up, and every
+// message must be either accepted as valid or dropped with a log line: accepted + dropped == sent
+// per channel, accepted == the number of valid messages sent, one "bus dropped message" log line per
+// drop. RPC requests are answered with a valid reply, or (invalid ones) an RpcError BadRequest.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { openSync, closeSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { z } from "zod";
+import { MESSAGES } from "../proto/bus/index.js";
 import { connectBus, ERROR_CODE_HEADER, startNats, type Bus, type BusCounters, type NatsHarness } from "./index.js";
-import { CHANNELS } from "./fuzz/contract.js";
+import { CHANNELS, validPool } from "./fuzz/contract.js";
 import { expectedVerdict, generatePayloads, type Verdict } from "./fuzz/generate.js";
 import { captureLogs, waitFor } from "./test-support.js";
 
-const PER_CHANNEL = 1300; // 8 channels → 10,400 messages
+const PER_CHANNEL = 1300; // 8 channels (4 reports, tasks, 3 RPCs) → 10,400 messages
 const SEED = 20261121;
 
 let h: NatsHarness;
@@ -84,8 +82,10 @@ describe("fuzzing every subject a receiver listens to", () => {
     let total = 0;
 
     for (const [i, ch] of CHANNELS.entries()) {
-      const payloads = generatePayloads(ch, PER_CHANNEL, SEED + i);
-      const tally: Record<Verdict, number> = { accepted: 0, oversize: 0, "not-json": 0, invalid: 0 };
+      const pool = validPool(ch.messageKind, 40, SEED + i);
+      expect(pool.length, `${ch.name} valid pool`).toBeGreaterThan(10);
+      const payloads = generatePayloads(ch, pool, PER_CHANNEL, SEED + i);
+      const tally: Record<Verdict, number> = { accepted: 0, oversize: 0, "not-json": 0, invalid: 0, rejected: 0 };
       for (const p of payloads) tally[expectedVerdict(ch, p.bytes)]++;
       expected[ch.name] = tally;
       sent[ch.name] = payloads.length;
@@ -99,14 +99,18 @@ describe("fuzzing every subject a receiver listens to", () => {
         }
         await sender.flush();
       } else {
-        const replySchema = ch.reply as z.ZodType;
+        const replySchema = MESSAGES[ch.replyKind!];
         for (let start = 0; start < payloads.length; start += 100) {
           await Promise.all(
             payloads.slice(start, start + 100).map(async (p) => {
               const verdict = expectedVerdict(ch, p.bytes);
               const reply = await sender.nc.request(ch.subject, p.bytes, { timeout: 10_000 });
               const code = reply.headers?.get(ERROR_CODE_HEADER);
-              const ok = verdict === "accepted" ? !code && replySchema.safeParse(reply.json()).success : code === "bad-request";
+              const body = replySchema.safeParse(reply.json());
+              const ok =
+                verdict === "accepted"
+                  ? !code && body.success && (body.data as { kind: string }).kind !== "RpcError"
+                  : code === "bad-request" && body.success && (body.data as { kind: string; code?: string }).code === "BadRequest";
               if (!ok) rpcMismatches.push(`${ch.name} ${p.how} → verdict ${verdict}, reply code ${code ?? "(none)"}`);
             }),
           );
@@ -140,7 +144,7 @@ describe("fuzzing every subject a receiver listens to", () => {
       const e = expected[ch.name]!;
       expect(c.accepted + c.dropped, ch.name).toBe(sent[ch.name]);
       expect(c.accepted, `${ch.name} accepted`).toBe(e.accepted);
-      expect(c.droppedBy, `${ch.name} drop reasons`).toMatchObject({ oversize: e.oversize, "not-json": e["not-json"], invalid: e.invalid });
+      expect(c.droppedBy, `${ch.name} drop reasons`).toMatchObject({ oversize: e.oversize, "not-json": e["not-json"], invalid: e.invalid, rejected: e.rejected });
       expect(dropLines.filter((l) => l.subject === ch.subject).length, `${ch.name} drop log lines`).toBe(c.dropped);
       accepted += c.accepted;
       dropped += c.dropped;
@@ -150,7 +154,7 @@ describe("fuzzing every subject a receiver listens to", () => {
     // The mix really exercised both paths and every drop reason.
     expect(accepted).toBeGreaterThan(total * 0.1);
     const reasons = new Set(dropLines.map((l) => l.reason));
-    expect([...reasons].sort()).toEqual(["invalid", "not-json", "oversize"]);
+    expect([...reasons].sort()).toEqual(["invalid", "not-json", "oversize", "rejected"]);
     // Still alive and answering after all of it.
     expect(((await ask("report")) as { rssBytes: number }).rssBytes).toBeGreaterThan(0);
     console.log(`fuzz: sent ${total}, accepted ${accepted}, dropped ${dropped} (${JSON.stringify(Object.fromEntries(CHANNELS.map((ch) => [ch.name, expected[ch.name]])))})`);

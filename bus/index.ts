@@ -5,3 +5,4 @@ export * from "./auth.js";
 export * from "./client.js";
 export * from "./jetstream.js";
 export * from "./nats-server.js";
+export * from "./ferry.js";

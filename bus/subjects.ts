@@ -1,28 +1,27 @@
-// Subject patterns the bus's *authorization* is built on (DESIGN §4). The concrete subjects and
-// payload schemas of each message live in proto/; these are the per-cluster isolation boundaries.
-import { assertClusterName } from "../pki/index.js";
+// Subject patterns the bus's authorization is built on. The subjects themselves (builders, stream
+// and bucket names, the agent's permission patterns) are defined once, in proto/bus/subjects.ts;
+// this module re-exports what bus needs and adds the patterns NATS permissions are made of.
+import { agentInboxPrefix, agentPermissions as agentSubjectPatterns, EVENTS_STREAM, EVENTS_SUBJECTS, SUBJECT_ROOT } from "../proto/bus/subjects.js";
 
-export const SUBJECT_ROOT = "ferry.v1";
-/** JetStream stream holding the audit/event feed (`ferry.v1.events.<plan>.<migration>`). */
-export const EVENTS_STREAM = "FERRY_EVENTS";
-export const EVENTS_SUBJECTS = `${SUBJECT_ROOT}.events.>`;
+export { agentInboxPrefix, EVENTS_STREAM, EVENTS_SUBJECTS, SUBJECT_ROOT };
 
 /** Everything the broker sends to one cluster's agent: `ferry.v1.agent.<cluster>.>`. */
 export function agentInboundSubjects(cluster: string): string {
-  assertClusterName(cluster);
-  return `${SUBJECT_ROOT}.agent.${cluster}.>`;
+  const sub = agentSubjectPatterns(cluster).subscribe.find((s) => s.startsWith(`${SUBJECT_ROOT}.`));
+  if (!sub) throw new Error("proto agentPermissions() has no ferry subscribe pattern");
+  return sub;
 }
 
 /** Everything one cluster's agent may send: `ferry.v1.broker.<cluster>.>`. */
 export function agentOutboundSubjects(cluster: string): string {
-  assertClusterName(cluster);
-  return `${SUBJECT_ROOT}.broker.${cluster}.>`;
+  const pub = agentSubjectPatterns(cluster).publish[0];
+  if (!pub) throw new Error("proto agentPermissions() has no publish pattern");
+  return pub;
 }
 
-/** The agent's private inbox prefix for its own requests (`_INBOX_<cluster>`). */
-export function agentInboxPrefix(cluster: string): string {
-  assertClusterName(cluster);
-  return `_INBOX_${cluster}`;
+/** The agent's NATS subject permissions (publish / subscribe allow lists), from proto. */
+export function agentSubjectPermissions(cluster: string): { publish: string[]; subscribe: string[] } {
+  return agentSubjectPatterns(cluster);
 }
 
 /**

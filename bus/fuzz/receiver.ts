@@ -1,11 +1,12 @@
-// Fuzz receiver: a separate process that listens on every channel of the contract like the real
-// broker (agent reports) and agent (tasks, RPCs) do, through the typed bus client. It logs to
+// Fuzz receiver: a separate process that listens on every subject like the real broker (agent
+// reports) and agent (tasks, RPCs) do, through bus/ferry.ts — the same calls they use. It logs to
 // stderr (pino JSON) and answers "report" lines on stdin with its counters as one JSON line.
 // It installs no uncaughtException handler: if a message could crash it, it dies and the test sees it.
 import { createInterface } from "node:readline";
 import { pino } from "pino";
-import { connectBus, type BusCounters, type BusCredentials } from "../index.js";
-import { CHANNELS } from "./contract.js";
+import { RPC_VERBS, type AgentReport } from "../../proto/bus/index.js";
+import { connectBus, serveRpc, subscribeReports, subscribeTasks, type BusCounters, type BusCredentials } from "../index.js";
+import { CHANNELS, CLUSTER, validPool } from "./contract.js";
 
 const creds = JSON.parse(process.env["FUZZ_CREDS"] ?? "{}") as { broker: BusCredentials; agent: BusCredentials };
 const logger = pino({ level: "info" }, pino.destination(2));
@@ -15,12 +16,18 @@ const agent = await connectBus({ ...creds.agent, logger, waitOnFirstConnect: fal
 
 const counters: Record<string, BusCounters> = {};
 for (const ch of CHANNELS) {
-  const bus = ch.from === "agent" ? broker : agent; // the receiving side
-  if (ch.kind === "pub") {
-    counters[ch.name] = bus.subscribe(ch.listen, ch.schema, () => undefined, { maxBytes: ch.maxBytes }).counters;
-  } else {
-    counters[ch.name] = bus.serve(ch.listen, ch.schema, ch.reply!, () => ch.replySample, { maxBytes: ch.maxBytes }).counters;
+  if (ch.kind === "pub" && ch.from === "agent") {
+    counters[ch.name] = subscribeReports(broker, ch.messageKind as AgentReport, () => undefined).counters;
+  } else if (ch.name === "tasks") {
+    counters[ch.name] = subscribeTasks(agent, CLUSTER, () => undefined).counters;
   }
+}
+for (const verb of RPC_VERBS) {
+  const ch = CHANNELS.find((c) => c.name === `rpc.${verb}`)!;
+  // a real answer, not the RpcError member of the reply union
+  const reply = validPool(ch.replyKind!, 20, 7).find((r) => (r as { kind: string }).kind !== "RpcError");
+  if (!reply) throw new Error(`no valid ${ch.replyKind} sample`);
+  counters[ch.name] = serveRpc(agent, CLUSTER, verb, () => reply as never).counters;
 }
 await Promise.all([broker.flush(), agent.flush()]);
 process.stdout.write(JSON.stringify({ ready: true }) + "\n");
