@@ -128,6 +128,7 @@ class Run {
   private readonly spec;
   /** Text for the waiting reason that the state's own text should carry. */
   private note: string | undefined;
+  private admissionUsed = false;
 
   constructor(
     private readonly before: MigrationRecord,
@@ -154,15 +155,17 @@ class Run {
       m.retryRequested = false;
       this.event("Normal", "RetryIgnored", `retry ignored: the migration is ${m.state}, not Failed or Cancelled`);
     }
-    for (let i = 0; i < 16; i++) {
+    // Run to a fixpoint, so that calling step again with the same inputs changes nothing. A side
+    // counts as issued as soon as the state wants a task there (rules read it within the step).
+    for (let i = 0; i < 32; i++) {
       const state = m.state;
       this.note = undefined;
       this.advance();
-      if (m.state === state) break;
+      const issued = this.markIssued(this.desiredTasks());
+      if (m.state === state && !issued) break;
     }
     const tasks = this.desiredTasks();
     const trust = this.trustNeeds();
-    this.markIssued(tasks);
     m.waitingReason = isTerminal(m.state) ? "" : clip(this.waiting());
     if (!sameJson(m, this.before, ["updatedAt"])) m.updatedAt = this.at;
     return { migration: m, tasks, trust, events: this.events, commands: this.commands };
@@ -263,7 +266,12 @@ class Run {
         return this.go("Queued", "Queued", "waiting for the scheduler");
       case "Queued":
         if (m.cancelRequested) return this.finishCancelled("cancelled while queued");
-        if (this.ctx.admitted) this.startAttempt();
+        // The scheduler's admission counts once per step (an attempt that fails within this step
+        // does not restart at once) and never overrides a back-off.
+        if (this.ctx.admitted && !this.admissionUsed && !(m.backoffUntil && new Date(m.backoffUntil) > this.now)) {
+          this.admissionUsed = true;
+          this.startAttempt();
+        }
         return;
       case "Validating":
         if (m.cancelRequested) return this.finishCancelled("cancelled during validation; nothing had been created");
@@ -314,6 +322,10 @@ class Run {
   private manualRetry(): void {
     const m = this.m;
     m.retryRequested = false;
+    if (this.ctx.plan.cancelRequested) {
+      m.cancelRequested = false;
+      return this.event("Normal", "RetryIgnored", "retry ignored: the plan was cancelled");
+    }
     m.cancelRequested = false;
     m.retryBase = m.attempt;
     delete m.manualRecovery;
@@ -326,6 +338,7 @@ class Run {
     this.endAttempt("Cancelled");
     this.m.cancelRequested = false;
     this.m.finishedAt = this.at;
+    delete this.m.backoffUntil;
     this.go("Cancelled", "Cancelled", `${message}; the source VM keeps running`);
   }
 
@@ -355,7 +368,8 @@ class Run {
         if (r.reply.code === "NotFound") {
           return this.fail({ code: "VmNotFound", message: `VM ${vmName(m.source)} no longer exists on cluster ${m.source.cluster}`, fix: "restore the VM or cancel its migration" });
         }
-        return this.commandFailed(r.id, `describe-vm on ${m.source.cluster}: ${rpcErrorText(r.reply)}`);
+        this.commandFailed(r.id, `describe-vm on ${m.source.cluster}: ${rpcErrorText(r.reply)}`);
+        return this.watch();
       }
       const d = r.reply;
       m.snapshot = { attempt: m.attempt, manifest: d.vm, dependencies: d.dependencies, sourceFacts: d.sourceFacts, describedAt: this.at };
@@ -441,7 +455,9 @@ class Run {
     const s = this.status("source");
     const failure = vmimFailure(t, `target ${m.target.cluster}`) ?? vmimFailure(s, `source ${m.source.cluster}`);
     if (failure) return this.fail(failure);
-    if (s && (SENDING.has(s.step) || s.vmim)) return this.go("Migrating", "MigrationStarted", `${m.source.cluster} sends VM ${vmName(m.source)} to ${m.syncAddress ?? "?"}`);
+    // Migrating = the sendTo VMIM was asked for (in an earlier step) and the source reports it.
+    const asked = this.current()?.issued.includes("source") ?? false;
+    if (asked && s && (SENDING.has(s.step) || s.vmim)) return this.go("Migrating", "MigrationStarted", `${m.source.cluster} sends VM ${vmName(m.source)} to ${m.syncAddress ?? "?"}`);
     return this.watch();
   }
 
@@ -483,6 +499,8 @@ class Run {
     m.manualRecovery = clip(text);
     m.lastError = error;
     this.endAttempt("Failed", error);
+    const cur = this.current();
+    if (cur) cur.error = error; // also when the attempt had already failed and was rolling back
     m.cancelRequested = false;
     m.finishedAt = this.at;
     this.go("Failed", "ManualRecoveryRequired", `${error.message}; ferry stops here: ${error.fix}`, "Warning");
@@ -515,7 +533,8 @@ class Run {
     const cur = this.current();
     if (this.cross) {
       const t = this.status("target");
-      if (cur && (cur.targetCompleted || targetCompletedIn(t))) {
+      // Only a move whose sendTo VMIM was asked for can have completed.
+      if (cur && (cur.targetCompleted || (cur.issued.includes("source") && targetCompletedIn(t)))) {
         // KubeVirt finished the move before the abort reached it: the VM lives on the target now.
         delete cur.outcome;
         delete cur.finishedAt;
@@ -686,13 +705,19 @@ class Run {
     }
   }
 
-  private markIssued(tasks: readonly Task[]): void {
+  /** Records the sides `tasks` go to in the current attempt; true if one was new. */
+  private markIssued(tasks: readonly Task[]): boolean {
     const cur = this.current();
-    if (!cur) return;
+    if (!cur) return false;
+    let added = false;
     for (const t of tasks) {
       const side: Side = t.role === "source" ? "source" : t.role === "target" ? "target" : "local";
-      if (!cur.issued.includes(side)) cur.issued.push(side);
+      if (!cur.issued.includes(side)) {
+        cur.issued.push(side);
+        added = true;
+      }
     }
+    return added;
   }
 
   private trustNeeds(): TrustNeed[] {
