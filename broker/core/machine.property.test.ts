@@ -15,7 +15,7 @@ import { ctx, describeReply, fingerprint, migration, plan, preflightOk, rpcError
 type M = MigrationRecord;
 
 /** Runs per property; raise it for a deep search (FERRY_PROPERTY_RUNS=6000 passed when this was written). */
-const RUNS = Number(process.env.FERRY_PROPERTY_RUNS ?? 150);
+const RUNS = Number(process.env.FERRY_PROPERTY_RUNS ?? 100);
 
 const statusNoise = fc.record({
   attemptDelta: fc.constantFrom(0, 0, 0, 0, -1, 1),
@@ -95,7 +95,7 @@ function answer(cmd: StepResult["commands"][number], how: string, m: M): Command
   if (how === "none") return undefined;
   if (cmd.type === "describe-vm") {
     const reply = how === "notfound" ? rpcError("NotFound", "gone") : how === "unavailable" ? rpcError("Unavailable", "no responders") : describeReply(m);
-    return { id: cmd.id, type: "describe-vm", reply: reply as Extract<CommandResult, { type: "describe-vm" }>["reply"] };
+    return { id: cmd.id, type: "describe-vm", reply };
   }
   const reply =
     how === "error"
@@ -164,7 +164,7 @@ function cooperative(m: M, last: StepResult | undefined, world: { sent: Set<numb
 function noisy(m: M, last: StepResult | undefined, d: Decision, now: Date): Observed {
   const trust = (how: string, peer: string) =>
     how === "absent" ? [] : [{ peer, fingerprints: [how === "stale" ? fingerprint("old") : fingerprint(peer)], present: how !== "unconfirmed" }];
-  const tasks: Observed["tasks"] = [];
+  const tasks: Array<Observed["tasks"][number]> = [];
   const local = m.kind === "decentralized-live" ? undefined : m.kind === "offline" ? "offline" : "storage";
   if (d.source) tasks.push({ cluster: m.source.cluster, status: noiseStatus(m, local ?? "source", d.source, now) });
   if (d.target && !local) tasks.push({ cluster: m.target.cluster, status: noiseStatus(m, "target", d.target, now) });

@@ -110,8 +110,8 @@ export function place(input: PlacementInput): PlacementDecision[] {
       const nodes = room.nodes.filter((n) => arch === undefined || n.architecture === arch);
       const best = nodes.reduce<NodeRoom | undefined>((b, n) => (!b || n.free > b.free ? n : b), undefined);
       if (!best || best.free < need || room.free < need) {
-        const largest = best ? formatBytes(Math.max(0, Math.min(best.free, room.free))) : "nothing";
-        refusals.push(`${name}: needs ${formatBytes(need)} of memory, has ${largest} free${arch ? ` on ${arch} nodes` : ""}`);
+        const largest = formatBytes(best ? Math.max(0, Math.min(best.free, room.free)) : 0);
+        refusals.push(`${name}: needs ${formatBytes(need)} of memory, the most free on one ${arch ? `${arch} ` : ""}node is ${largest}`);
         continue;
       }
       fits.push({ room, node: best, warnings: issues, after: room.free - need });

@@ -2,7 +2,7 @@
 // and trust needs. Stable order and canonical comparison, so an unchanged set compares equal and
 // the shell publishes only on change (plus periodically); the generation is the shell's.
 import { BUS_API_VERSION, type Task, type TaskSet } from "../../proto/bus/index.js";
-import { canonicalJson } from "./json.js";
+import { jsonEqual } from "./json.js";
 import type { TrustNeed } from "./machine.js";
 
 export interface TaskSetBody {
@@ -47,7 +47,7 @@ export function composeTaskSets(clusters: Iterable<string>, outputs: Iterable<{ 
 
 /** Same trust and tasks (generation and issue time aside): nothing new to publish. */
 export function sameTaskSet(a: Pick<TaskSetBody, "trust" | "tasks">, b: Pick<TaskSetBody, "trust" | "tasks">): boolean {
-  return canonicalJson({ trust: a.trust, tasks: a.tasks }) === canonicalJson({ trust: b.trust, tasks: b.tasks });
+  return jsonEqual({ trust: a.trust, tasks: a.tasks }, { trust: b.trust, tasks: b.tasks });
 }
 
 export function toTaskSet(body: TaskSetBody, generation: number, issuedAt: Date): TaskSet {

@@ -5,6 +5,7 @@ import {
   type Inventory,
   type InventoryVm,
   type PreflightReply,
+  type RpcError,
   type TaskRole,
   type TaskStatus,
   type TaskStep,
@@ -171,7 +172,7 @@ export function preflightOk(issues: Extract<PreflightReply, { kind: "PreflightRe
   return { apiVersion: BUS_API_VERSION, kind: "PreflightResult", ok: !issues.some((i) => i.severity === "error"), issues };
 }
 
-export function rpcError(code: "BadRequest" | "NotFound" | "Unavailable" | "DeadlineExceeded" | "Internal", message: string): PreflightReply {
+export function rpcError(code: RpcError["code"], message: string): RpcError {
   return { apiVersion: BUS_API_VERSION, kind: "RpcError", code, message };
 }
 
