@@ -16,22 +16,8 @@ export function finding(severity: Finding["severity"], code: string, message: st
 
 export const hasErrors = (findings: readonly Finding[]): boolean => findings.some((f) => f.severity === "error");
 
-/** Volume kinds whose content KubeVirt carries across a decentralized live migration or recreates on the target. */
-const MOVABLE_VOLUME_KINDS = new Set([
-  "dataVolume",
-  "persistentVolumeClaim",
-  "containerDisk",
-  "cloudInitNoCloud",
-  "cloudInitConfigDrive",
-  "configMap",
-  "secret",
-  "serviceAccount",
-  "sysprep",
-  "downwardAPI",
-  "downwardMetrics",
-  "emptyDisk",
-  "ephemeral",
-]);
+/** Volume kinds that cannot move to another cluster (host-local data, transient dumps, unknown kinds). */
+const UNMOVABLE_VOLUME_KINDS = new Set(["hostDisk", "memoryDump", "other"]);
 
 const CLAIM_KINDS = new Set(["dataVolume", "persistentVolumeClaim"]);
 
@@ -101,7 +87,7 @@ export function compatIssues(input: CompatInput): Finding[] {
     if (v.hotpluggable && live) {
       add("error", "VolumeHotplugged", `volume ${v.name} of VM ${name} is hotplugged; KubeVirt cannot migrate hotplugged volumes`, `unplug volume ${v.name} (virtctl removevolume) before migrating`, field);
     }
-    if (kind === "decentralized-live" && !MOVABLE_VOLUME_KINDS.has(v.kind)) {
+    if (kind === "decentralized-live" && UNMOVABLE_VOLUME_KINDS.has(v.kind)) {
       add("error", "VolumeUnsupported", `volume ${v.name} of VM ${name} is a ${v.kind} volume, which cannot move to another cluster`, "only PVC/DataVolume, container disks and cloud-init/config volumes move; remove or replace this volume", field);
     }
     if (CLAIM_KINDS.has(v.kind) && v.storageClass !== undefined) {

@@ -205,17 +205,8 @@ export function migrationName(m: Pick<MigrationRecord, "plan" | "source">): stri
 
 export const TERMINAL_STATES: ReadonlySet<MigrationState> = new Set(["Succeeded", "Failed", "Cancelled"]);
 export const QUEUED_STATES: ReadonlySet<MigrationState> = new Set(["Pending", "Queued"]);
-/** States that hold a scheduler slot: admitted and not yet released. */
-export const IN_FLIGHT_STATES: ReadonlySet<MigrationState> = new Set([
-  "Validating",
-  "Trusting",
-  "PreparingTarget",
-  "TargetReady",
-  "Migrating",
-  "Finalizing",
-  "RollingBack",
-  "Cancelling",
-]);
+/** States that hold a scheduler slot (admitted, not yet released): every state neither queued nor terminal. */
+export const IN_FLIGHT_STATES: ReadonlySet<MigrationState> = new Set(MigrationState.options.filter((s) => !TERMINAL_STATES.has(s) && !QUEUED_STATES.has(s)));
 
 export function isTerminal(state: MigrationState): boolean {
   return TERMINAL_STATES.has(state);
