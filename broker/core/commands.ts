@@ -9,7 +9,7 @@ import { BUS_API_VERSION } from "../../proto/bus/index.js";
  * A PreflightRequest without the apiVersion, cluster and deadline the shell adds when it sends it.
  * (Its `kind` field is the migration kind: the schema's `kind` overrides the envelope's literal.)
  */
-export type PreflightRequestBody = Omit<PreflightRequest, "apiVersion" | "cluster" | "deadline">;
+export type PreflightRequestBody = Omit<PreflightRequest, "apiVersion" | "kind" | "cluster" | "deadline">;
 
 export type Command =
   | { id: string; type: "describe-vm"; cluster: string; vm: VmKey }

@@ -233,7 +233,7 @@ describe("agent checks and the report", () => {
     const second = checkPlan(e, described, clusters());
     expect(second.commands.map((c) => c.id)).toEqual(["plan/db/pg-0/preflight-source", "plan/db/pg-0/preflight-target", "plan/db/pg-1/preflight-source", "plan/db/pg-1/preflight-target"]);
     const target = second.commands[1];
-    expect(target?.type === "preflight" && target.request).toMatchObject({ side: "target", kind: "decentralized-live", sourceFacts: { memoryBytes: 4 * GiB } });
+    expect(target?.type === "preflight" && target.request).toMatchObject({ side: "target", migrationKind: "decentralized-live", sourceFacts: { memoryBytes: 4 * GiB } });
 
     const answers: CommandResult[] = [
       ...described,

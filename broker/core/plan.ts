@@ -299,7 +299,7 @@ const checkId = (m: PlannedMigration, what: string) => `plan/${vmName(m.source)}
 export function preflightBody(m: Pick<PlannedMigration, "source" | "target" | "kind">, spec: Pick<Spec, "storageMap" | "networkMap">, side: "source" | "target", sourceFacts?: PreflightRequestBody["sourceFacts"]): PreflightRequestBody {
   return {
     side,
-    kind: m.kind,
+    migrationKind: m.kind,
     source: m.source,
     target: m.target,
     storageMap: spec.storageMap,

@@ -40,7 +40,8 @@ export const SourceFacts = z.object({
 export const PreflightRequest = z.object({
   ...request("PreflightRequest"),
   side: z.enum(["source", "target"]),
-  kind: z.enum(["decentralized-live", "storage-live", "offline"]),
+  /** Not `kind`: that is the envelope's message kind ("PreflightRequest"). */
+  migrationKind: z.enum(["decentralized-live", "storage-live", "offline"]),
   source: VmRef,
   target: VmRef,
   storageMap: z.array(z.object(storageMappingShape)).max(256),
