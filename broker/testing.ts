@@ -21,7 +21,8 @@ import { createUser } from "@nats-io/nkeys";
 import { pino, type Logger } from "pino";
 import { stringify as toYaml } from "yaml";
 import { agentInboxPrefix, freePort, mintBrokerUser, startNats, type BusCredentials, type NatsHarness, type StartNatsOptions } from "../bus/index.js";
-import { createCsr, generateRsaKeyPair, issueClientCertificate, issueServerCertificate, type CertificateAuthority, type CertifiedKey } from "../pki/index.js";
+import { createCsr, generateRsaKeyPair, issueCertificate, publicKeyOf, type CertificateAuthority, type CertifiedKey } from "../pki/index.js";
+import { BUS_API_VERSION, type Heartbeat, type Hello, type Inventory, type Status } from "../proto/bus/index.js";
 import { ClusterServiceClient, type AgentCredentials } from "../proto/gen/ferry/v1/clusters.js";
 import { MigrationServiceClient } from "../proto/gen/ferry/v1/migrations.js";
 import { PlanServiceClient } from "../proto/gen/ferry/v1/plans.js";
@@ -108,7 +109,12 @@ export interface BrokerEnv {
   /** Token (as admin) → CSR + nkey → Enroll (without a client certificate). */
   enrollAgent(address: string, cluster: string): Promise<EnrolledAgent>;
   /** Enroll with an existing token. */
-  enrollWithToken(address: string, cluster: string, token: string): Promise<EnrolledAgent>;
+  enrollWithToken(address: string, cluster: string, token: string, opts?: { freshKey?: boolean }): Promise<EnrolledAgent>;
+  /**
+   * An RSA key shared by the test agents of this env (RSA key generation costs ~0.5 s on a small
+   * machine); the CA signs whatever key a CSR carries, so sharing it changes nothing else.
+   */
+  testKey(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -150,7 +156,10 @@ export async function startBrokerEnv(opts: { nats?: StartNatsOptions } = {}): Pr
   const nats = await startNats(opts.nats ?? {});
   const ca = nats.ca;
   const dir = mkdtempSync(join(tmpdir(), "ferry-broker-"));
-  const serverCertificate = await issueServerCertificate(ca, { name: "broker", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+  let sharedKey: Promise<string> | undefined;
+  const testKey = () => (sharedKey ??= generateRsaKeyPair(2048).then((k) => k.privateKeyPem));
+  const keyPem = await testKey();
+  const serverCertificate = { certPem: issueCertificate(ca, { role: "server", name: "broker" }, publicKeyOf(keyPem), { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] }), keyPem };
   const natsClient = await nats.clientCertificate({ role: "broker", name: "broker" });
   const brokerUser = await mintBrokerUser(nats.authority);
   const file = (name: string, content: string, mode = 0o644) => {
@@ -173,7 +182,7 @@ export async function startBrokerEnv(opts: { nats?: StartNatsOptions } = {}): Pr
   const clientCert = (identity: { role: "admin"; name: string } | { role: "agent"; cluster: string }) => {
     const key = JSON.stringify(identity);
     let p = certs.get(key);
-    if (!p) certs.set(key, (p = issueClientCertificate(ca, identity)));
+    if (!p) certs.set(key, (p = testKey().then((k) => ({ certPem: issueCertificate(ca, identity, publicKeyOf(k)), keyPem: k }))));
     return p;
   };
   const processes = new Set<BrokerProcess>();
@@ -311,10 +320,10 @@ export async function startBrokerEnv(opts: { nats?: StartNatsOptions } = {}): Pr
     return grpcCredentials.createSsl(Buffer.from(ca.certPem), Buffer.from(c.keyPem), Buffer.from(c.certPem));
   };
 
-  const enrollWithToken: BrokerEnv["enrollWithToken"] = async (address, cluster, token) => {
+  const enrollWithToken: BrokerEnv["enrollWithToken"] = async (address, cluster, token, o = {}) => {
     const anonymous = clientsOf(address, await channelCredentials(null));
     try {
-      const keys = await generateRsaKeyPair(2048);
+      const keys = { privateKeyPem: o.freshKey ? (await generateRsaKeyPair(2048)).privateKeyPem : await testKey() };
       const nkey = createUser();
       const seed = new TextDecoder().decode(nkey.getSeed());
       const res = await call(anonymous.clusters, "enroll", {
@@ -356,6 +365,7 @@ export async function startBrokerEnv(opts: { nats?: StartNatsOptions } = {}): Pr
       return clientsOf(address, await channelCredentials({ role: "admin", name }));
     },
     enrollWithToken,
+    testKey,
     async enrollAgent(address, cluster) {
       const admin = await env.adminClients(address);
       try {
@@ -373,4 +383,57 @@ export async function startBrokerEnv(opts: { nats?: StartNatsOptions } = {}): Pr
     },
   };
   return env;
+}
+
+/**
+ * Valid agent reports for tests, with an agent's (epoch, seq) counter: every call takes the next
+ * seq, like a real agent. `at(seq)` builds one at an explicit position (stale-report tests).
+ */
+export function agentReports(cluster: string, opts: { epoch?: number; caPem: string; agentVersion?: string }) {
+  let epoch = opts.epoch ?? Date.now();
+  let seq = 0;
+  const head = <K extends string>(kind: K, s?: number) => ({ apiVersion: BUS_API_VERSION as typeof BUS_API_VERSION, kind, cluster, epoch, seq: s ?? ++seq });
+  const now = () => new Date().toISOString();
+  return {
+    get epoch() {
+      return epoch;
+    },
+    /** A restarted agent: new epoch, seq from 1. */
+    restart(next = epoch + 1) {
+      epoch = next;
+      seq = 0;
+    },
+    hello: (s?: number): Hello => ({
+      ...head("Hello", s),
+      agentVersion: opts.agentVersion ?? "0.1.0-test",
+      capabilities: ["decentralized-live-migration"],
+      caBundle: opts.caPem,
+      synchronizationAddresses: [`sync.${cluster}.example:9185`],
+      lastTaskSetGeneration: 0,
+    }),
+    heartbeat: (s?: number): Heartbeat => ({ ...head("Heartbeat", s), time: now(), health: { kubernetesApi: true, watches: true, tasks: 0 } }),
+    status: (generation = 0, s?: number): Status => ({ ...head("Status", s), taskSetGeneration: generation, observedAt: now(), trust: [], tasks: [] }),
+    inventory: (s?: number): Inventory => ({
+      ...head("Inventory", s),
+      observedAt: now(),
+      kubevirt: {
+        version: "v1.8.2",
+        featureGates: { enabled: ["DecentralizedLiveMigration"], disabled: [] },
+        decentralizedLiveMigration: true,
+        synchronizationAddresses: [`sync.${cluster}.example:9185`],
+        caBundle: opts.caPem,
+        migrations: { parallelMigrationsPerCluster: 5, parallelOutboundMigrationsPerNode: 2, bandwidthPerMigration: 0, progressTimeout: 150, completionTimeoutPerGiB: 150 },
+        workloadUpdateMethods: ["LiveMigrate"],
+        vmRolloutStrategy: "LiveUpdate",
+      },
+      storageClasses: [{ name: "standard", provisioner: "csi.example", volumeBindingMode: "WaitForFirstConsumer", isDefault: true }],
+      networks: [],
+      nodes: [
+        { name: "node-a", architecture: "amd64", schedulable: true, allocatableMemoryBytes: 64 * 2 ** 30 },
+        { name: "node-b", architecture: "amd64", schedulable: true, allocatableMemoryBytes: 64 * 2 ** 30 },
+      ],
+      namespaces: ["default"],
+      vms: [],
+    }),
+  };
 }
