@@ -313,6 +313,8 @@ export class ClusterRegistry {
   }
 
   private view(record: ClusterRecord): ClusterView {
+    // Whoever sees a health transition first (a reader or the ticker) also announces it.
+    if (record.state === "Enrolled") this.updateHealth(record.name);
     return { record, health: record.state === "Enrolled" ? this.healthOf(record.name) : "Unknown", soft: this.soft.get(record.name) ?? {} };
   }
 

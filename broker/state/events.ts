@@ -87,7 +87,8 @@ export class EventFeed {
     await this.checkResume(opts.afterSeq);
     const js = jetstream(this.bus.nc);
     const consumer = await js.consumers.get(EVENTS_STREAM, {
-      filter_subjects: [planEventsFilter(plan)],
+      // A single string becomes `filter_subject` (nats-server 2.9 has no `filter_subjects`).
+      filter_subjects: planEventsFilter(plan),
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: opts.afterSeq + 1,
     });
