@@ -50,7 +50,7 @@ export const BrokerConfig = z
         userJwtFile: FilePath.optional(),
         userSeedFile: FilePath.optional(),
         /** JetStream replicas of the broker's KV buckets and event stream: 1, or 3 on a 3-node NATS cluster. */
-        kvReplicas: z.union([z.literal(1), z.literal(3)], { error: "kvReplicas must be 1 or 3" }).default(1),
+        kvReplicas: z.literal([1, 3], { error: "kvReplicas must be 1 or 3 (3 needs a 3-node NATS cluster)" }).default(1),
         /** How long audit events stay in FERRY_EVENTS (WatchPlan resume window). */
         eventsMaxAgeDays: z.number().int().min(1).max(3650).default(30),
       })
