@@ -183,7 +183,7 @@ export async function startBroker(config: BrokerConfig, secrets: BrokerSecrets, 
 }
 
 /** On election: re-apply revocations (until it works or the term ends) and refresh every cluster's inventory. */
-async function onElected(rt: BrokerRuntime, term: LeaderTerm): Promise<void> {
+function onElected(rt: BrokerRuntime, term: LeaderTerm): void {
   const reconcile = async () => {
     for (let delay = 500; !term.signal.aborted; delay = Math.min(delay * 2, 30_000)) {
       try {

@@ -325,7 +325,7 @@ export function loadSecrets(config: BrokerConfig, read: (path: string) => string
     try {
       json = JSON.parse(authorityText);
     } catch (e) {
-      throw new Error(`${config.busAuthorityFile} is not JSON: ${(e as Error).message}`);
+      throw new Error(`${config.busAuthorityFile} is not JSON: ${(e as Error).message}`, { cause: e });
     }
     const r = parseWith(BusAuthorityFile, json);
     if (!r.ok) throw new Error(`${config.busAuthorityFile}: ${r.error}`);

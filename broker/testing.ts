@@ -241,7 +241,7 @@ export async function startBrokerEnv(opts: { nats?: StartNatsOptions } = {}): Pr
       }
     };
     const readLog = (): Record<string, unknown>[] => {
-      let text = "";
+      let text: string;
       try {
         text = readFileSync(logPath, "utf8");
       } catch {

@@ -6,7 +6,7 @@
 // Health is Available while heartbeats arrive within the grace period, else Unknown. Unknown is
 // only reported: nothing destructive happens because a cluster is merely unreachable.
 import type { Logger } from "pino";
-import { requestRpc, subscribeReports, type Bus, type BusSubscription, type ReportMessage } from "../../bus/index.js";
+import { requestRpc, subscribeReports, type Bus, type BusSubscription } from "../../bus/index.js";
 import { AGENT_REPORTS, BUS_API_VERSION, isNewer, type AgentReport, type AgentSeq, type Heartbeat, type Hello, type Inventory, type Message, type Status } from "../../proto/bus/index.js";
 import { BrokerError } from "../errors.js";
 import type { BrokerMetrics, Sample } from "../metrics.js";
@@ -86,7 +86,7 @@ export class ClusterRegistry {
   async start(): Promise<void> {
     this.watching = this.watchRecords();
     for (const kind of AGENT_REPORTS) {
-      this.subs.push(subscribeReports(this.o.bus, kind, (msg) => void this.ingest(kind, msg.cluster, msg.data)) as BusSubscription<unknown>);
+      this.subs.push(subscribeReports(this.o.bus, kind, (msg) => void this.ingest(kind, msg.cluster, msg.data)));
     }
     await this.o.bus.flush();
     const tick = Math.max(50, Math.min(1000, this.o.heartbeatGraceMs / 4));

@@ -129,7 +129,7 @@ describe("enrollment", () => {
     expect(ok.credentials.clusterName).toBe("west");
 
     const badKey = await refusal(
-      call((await env.clients(broker.grpcAddress, await env.channelCredentials(null))).clusters, "enroll", {
+      call(env.clients(broker.grpcAddress, await env.channelCredentials(null)).clusters, "enroll", {
         token: (await call(admin.clusters, "createEnrollmentToken", { clusterName: "south", ttl: undefined })).token,
         csrPem: (await newCsr("south")).csrPem,
         natsUserPublicKey: "SUAM-a-seed-not-a-key",

@@ -140,7 +140,7 @@ export function addGuardedService<D extends Record<string, MethodDef>>(
       const { error, internal } = toGrpcError(err);
       opts.metrics.grpcRequests.inc({ method: shortName, code: status[error.code ?? status.UNKNOWN] ?? "UNKNOWN" });
       const fields = { method, code: status[error.code ?? status.UNKNOWN], caller: caller ? describe(caller) : undefined };
-      if (internal) opts.log.error({ ...fields, err: err instanceof Error ? err.stack : String(err) }, "gRPC handler failed");
+      if (internal) opts.log.error({ ...fields, err: err instanceof Error ? err.stack : JSON.stringify(err) }, "gRPC handler failed");
       else opts.log.info({ ...fields, err: error.message }, "gRPC request refused");
       return error;
     };

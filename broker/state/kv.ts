@@ -9,7 +9,8 @@ import { ClusterRecord, LeaderLease, RevocationList, TokenRecord } from "./recor
 
 /** A compare-and-set write lost: someone else wrote the key first. */
 export function isCasConflict(e: unknown): boolean {
-  const text = e instanceof Error ? `${e.message} ${String((e as { cause?: unknown }).cause ?? "")}` : String(e);
+  const cause = e instanceof Error ? (e as { cause?: unknown }).cause : undefined;
+  const text = `${e instanceof Error ? e.message : String(e)} ${cause instanceof Error ? cause.message : ""}`;
   return /wrong last sequence|key exists|already exists/i.test(text);
 }
 
