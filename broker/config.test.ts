@@ -70,3 +70,45 @@ describe("loadConfig", () => {
     expect(loadConfig(["--help"], {}, read({})).help).toBe(true);
   });
 });
+
+describe("loadSecrets", () => {
+  it("checks that the files fit together and names the field and the fix when they do not", async () => {
+    const { createBusAuthority } = await import("../bus/auth.js");
+    const { createCa, generateRsaKeyPair, issueCertificate, publicKeyOf } = await import("../pki/index.js");
+    const { loadSecrets } = await import("./config.js");
+    const [ca, other, { authority }, key] = await Promise.all([createCa({ keyBits: 2048 }), createCa({ keyBits: 2048 }), createBusAuthority(), generateRsaKeyPair(2048)]);
+    const pub = publicKeyOf(key.privateKeyPem);
+    const files: Record<string, string> = {
+      "/s/ca.crt": ca.certPem,
+      "/s/ca.key": ca.keyPem,
+      "/s/grpc.crt": issueCertificate(other, { role: "server", name: "broker" }, pub, { dnsNames: ["localhost"] }), // wrong CA
+      "/s/grpc.key": key.privateKeyPem,
+      "/s/nats.crt": issueCertificate(ca, { role: "broker", name: "broker" }, pub),
+      "/s/nats.key": key.privateKeyPem,
+      "/s/authority.json": JSON.stringify(authority),
+    };
+    const yaml = `nats: {urls: [tls://n:4222], caFile: ca.crt, certFile: nats.crt, keyFile: nats.key}
+busAuthorityFile: authority.json
+ca: {certFile: ca.crt, keyFile: ca.key}
+grpc: {certFile: grpc.crt, keyFile: grpc.key}`;
+    const { config } = loadConfig(["--config", "/s/broker.yaml"], {}, read({ ...files, "/s/broker.yaml": yaml }));
+    let err: unknown;
+    try {
+      loadSecrets(config, read(files));
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ConfigError).issues).toEqual([{ path: "grpc.certFile", message: expect.stringMatching(/is not the ferry CA; issue it from the ferry CA in ca.certFile/) }]);
+
+    files["/s/grpc.crt"] = issueCertificate(ca, { role: "server", name: "broker" }, pub, { dnsNames: ["localhost"] });
+    files["/s/authority.json"] = JSON.stringify({ ...authority, account: { ...authority.account, signingSeed: "nope" } });
+    files["/s/ca.key"] = key.privateKeyPem;
+    expect(() => loadSecrets(config, read(files))).toThrow(/ca.keyFile: \/s\/ca.key is not the private key of \/s\/ca.crt[\s\S]*busAuthorityFile: .*account.signingSeed: must be an nkey seed starting with SA/);
+
+    files["/s/ca.key"] = ca.keyPem;
+    files["/s/authority.json"] = JSON.stringify(authority);
+    const secrets = loadSecrets(config, read(files));
+    expect(secrets.authority).toEqual(authority);
+    expect(secrets.natsUser).toBeUndefined(); // minted from the authority at start-up
+  });
+});

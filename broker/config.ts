@@ -10,6 +10,7 @@ import { z } from "zod";
 import type { BusAuthority } from "../bus/auth.js";
 import { keyMatchesCertificate, parseCertificate, PRINCIPAL_NAME_RE, verifyChain, type CertificateAuthority, type CertifiedKey } from "../pki/index.js";
 import { parseWith, type FieldError } from "../proto/issues.js";
+import type { Same } from "./state/records.js";
 
 const FilePath = z.string().min(1, { error: "must be a file path" });
 
@@ -263,7 +264,6 @@ export const BusAuthorityFile = z
   })
   .strict();
 // The schema and bus/auth.ts's interface must agree both ways.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _sameAuthority: Same<z.output<typeof BusAuthorityFile>, BusAuthority> = true;
 void _sameAuthority;
 

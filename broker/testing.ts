@@ -127,10 +127,13 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
   return out;
 }
 
+/** The harness's server certificate names localhost and 127.0.0.1; verify by name (no TLS SNI with an IP address). */
+const CHANNEL_OPTIONS = { "grpc.ssl_target_name_override": "localhost", "grpc.default_authority": "localhost" };
+
 function clientsOf(address: string, creds: ChannelCredentials): BrokerClients {
-  const clusters = new ClusterServiceClient(address, creds);
-  const plans = new PlanServiceClient(address, creds);
-  const migrations = new MigrationServiceClient(address, creds);
+  const clusters = new ClusterServiceClient(address, creds, CHANNEL_OPTIONS);
+  const plans = new PlanServiceClient(address, creds, CHANNEL_OPTIONS);
+  const migrations = new MigrationServiceClient(address, creds, CHANNEL_OPTIONS);
   return {
     clusters,
     plans,

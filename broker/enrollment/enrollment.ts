@@ -16,6 +16,7 @@ import {
   roleOf,
   verifyEnrollmentToken,
   type CertificateAuthority,
+  type CertInfo,
   type TokenRejection,
 } from "../../pki/index.js";
 import { ClusterName } from "../../proto/names.js";
@@ -174,9 +175,7 @@ export class Enrollment {
       const v = verifyEnrollmentToken(req.token, again?.value, { cluster, now: this.now() });
       throw v.ok ? tokenRefusal("already-used", "enrollment token was used concurrently") : tokenRefusal(v.reason, v.message);
     }
-    const info = certInfo(result.certPem);
-    const cert: IssuedCertificate = { serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString(), issuedAt: now.toISOString() };
-    const natsUser: IssuedNatsUser = { publicKey: user.publicKey, expiresAt: info.notAfter.toISOString(), issuedAt: now.toISOString() };
+    const { info, cert, natsUser } = issued(result.certPem, user.publicKey, now);
     await mutate(this.o.state.clusters, clusterKey(cluster), (cur) => enrolled(cur?.value, cluster, id, cert, natsUser, now));
     this.o.log.info({ cluster, serial: info.serialNumber, notAfter: info.notAfter.toISOString(), natsUser: user.publicKey }, "cluster enrolled");
     return this.credentials(cluster, result.certPem, user.jwt, info.notAfter);
@@ -223,9 +222,7 @@ export class Enrollment {
       throw e;
     }
     const user = await mintAgentUserForCertificate(this.o.authority, certPem, { userPublicKey: req.natsUserPublicKey });
-    const info = certInfo(certPem);
-    const cert: IssuedCertificate = { serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString(), issuedAt: now.toISOString() };
-    const natsUser: IssuedNatsUser = { publicKey: user.publicKey, expiresAt: info.notAfter.toISOString(), issuedAt: now.toISOString() };
+    const { info, cert, natsUser } = issued(certPem, user.publicKey, now);
     // Re-checked under compare-and-set: a removal that lands meanwhile wins.
     await mutate(this.o.state.clusters, clusterKey(cluster), (cur) => renewed(cur?.value, cluster, serial, cert, natsUser, now));
     this.o.log.info({ cluster, oldSerial: serial, serial: info.serialNumber, notAfter: info.notAfter.toISOString() }, "agent certificate renewed");
@@ -235,4 +232,14 @@ export class Enrollment {
   private credentials(cluster: string, certPem: string, natsUserJwt: string, expiresAt: Date): IssuedCredentials {
     return { cluster, certPem, caPem: this.o.ca.certPem, natsUserJwt, natsUrls: [...this.o.agentNatsUrls], expiresAt };
   }
+}
+
+/** What the cluster record keeps of a certificate and NATS user just issued. */
+function issued(certPem: string, userPublicKey: string, now: Date): { info: CertInfo; cert: IssuedCertificate; natsUser: IssuedNatsUser } {
+  const info = certInfo(certPem);
+  return {
+    info,
+    cert: { serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString(), issuedAt: now.toISOString() },
+    natsUser: { publicKey: userPublicKey, expiresAt: info.notAfter.toISOString(), issuedAt: now.toISOString() },
+  };
 }

@@ -55,7 +55,8 @@ export const TokenRecord = z.object({
   usedAt: Time.optional(),
 });
 export type TokenRecord = z.infer<typeof TokenRecord>;
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Compile-time check that a zod schema and an interface written elsewhere agree both ways. */
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _sameToken: Same<TokenRecord, PkiTokenRecord> = true;
 void _sameToken;
 
