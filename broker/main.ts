@@ -44,6 +44,12 @@ async function main(): Promise<number> {
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
+  // A bug must not leave a half-working leader behind: log it and let the supervisor restart us
+  // (a standby takes over when the lease runs out).
+  process.on("unhandledRejection", (e) => {
+    log.fatal({ err: e instanceof Error ? e.stack : JSON.stringify(e) }, "unhandled rejection");
+    process.exit(1);
+  });
 
   try {
     broker = await startBroker(config, secrets, { logger: log });

@@ -297,5 +297,6 @@ describe("HTTP endpoints", () => {
     expect(metrics).toMatch(/ferry_clusters\{state="Removed",cordoned="false"\} 0/); // "gone" was re-added
     expect(metrics).toMatch(/ferry_reports_received_total\{kind="heartbeat"\} \d+/);
     expect(metrics).toMatch(/ferry_enrollments_total\{operation="enroll",result="TOKEN_ALREADY_USED"\} \d+/);
+    expect(metrics).toMatch(/ferry_revocation_pushes_total\{result="ok"\} [1-9]/); // on election and on removal
   });
 });
