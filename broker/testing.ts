@@ -218,7 +218,6 @@ export async function startBrokerEnv(opts: { nats?: StartNatsOptions } = {}): Pr
     let child: ChildProcess | undefined;
     let exited!: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
     const launch = async () => {
-      const fromLog = readLog().length;
       const fd = openSync(logPath, "a");
       child = spawn(process.execPath, ["--import", "tsx", join(REPO, "broker/main.ts"), "--config", written.path], {
         cwd: REPO,
@@ -234,10 +233,14 @@ export async function startBrokerEnv(opts: { nats?: StartNatsOptions } = {}): Pr
           resolve({ code, signal });
         }),
       );
-      // Started = it logged "broker started" (gRPC and HTTP are listening).
+      // Started = /healthz answers (the HTTP server starts last, after gRPC).
       const deadline = Date.now() + 60_000;
       for (;;) {
-        if (readLog().slice(fromLog).some((l) => l["msg"] === "broker started")) return;
+        const up = await fetch(`http://127.0.0.1:${written.httpPort}/healthz`, { signal: AbortSignal.timeout(1000) }).then(
+          (r) => r.status === 200,
+          () => false,
+        );
+        if (up) return;
         if (c.exitCode !== null || c.signalCode !== null) throw new Error(`broker ${identity} exited during start-up:\n${tail()}`);
         if (Date.now() > deadline) throw new Error(`broker ${identity} did not start within 60 s:\n${tail()}`);
         await new Promise((r) => setTimeout(r, 50));
