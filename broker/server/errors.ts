@@ -21,8 +21,12 @@ const CODES: Record<ErrorKind, status> = {
   internal: status.INTERNAL,
 };
 
-/** NATS/JetStream trouble the caller should retry (the broker cannot reach its state). */
-const TRANSIENT = /CONNECTION_CLOSED|connection closed|disconnect|TIMEOUT|timed out|no responders|503|stream is offline|not currently available/i;
+/**
+ * NATS/JetStream trouble the caller should retry (the broker cannot reach its state). While a
+ * JetStream cluster re-elects its meta leader (a NATS node died), the API answers "jetstream is
+ * not enabled" for a moment — found by e2e/broker/nats-node-loss.test.ts.
+ */
+const TRANSIENT = /CONNECTION_CLOSED|connection closed|disconnect|TIMEOUT|timed out|no responders|503|stream is offline|not currently available|jetstream (is )?not enabled|no suitable peers|insufficient resources|leader/i;
 
 export function toGrpcError(e: unknown): { error: ServerErrorResponse; internal: boolean } {
   if (e instanceof EventsOutOfRangeError) return { error: brokerError(new BrokerError("out-of-range", e.message, { reason: "EVENTS_AGED_OUT" })), internal: false };
