@@ -205,7 +205,14 @@ export interface CreateEnrollmentTokenResponse {
    * (uppercase hex pairs joined by ':'). The agent pins it on Enroll.
    */
   caFingerprintSha256: string;
-  cluster: Cluster | undefined;
+  cluster:
+    | Cluster
+    | undefined;
+  /**
+   * The gRPC address agents enroll at, as configured on the broker (grpc.advertiseAddress), e.g.
+   * "ferry.example.com:7443"; empty when not configured (use the address ferryctl reached).
+   */
+  brokerAddress: string;
 }
 
 export interface EnrollRequest {
@@ -1653,7 +1660,14 @@ export const CreateEnrollmentTokenRequest: MessageFns<CreateEnrollmentTokenReque
 };
 
 function createBaseCreateEnrollmentTokenResponse(): CreateEnrollmentTokenResponse {
-  return { token: "", expireTime: undefined, caPem: "", caFingerprintSha256: "", cluster: undefined };
+  return {
+    token: "",
+    expireTime: undefined,
+    caPem: "",
+    caFingerprintSha256: "",
+    cluster: undefined,
+    brokerAddress: "",
+  };
 }
 
 export const CreateEnrollmentTokenResponse: MessageFns<CreateEnrollmentTokenResponse> = {
@@ -1672,6 +1686,9 @@ export const CreateEnrollmentTokenResponse: MessageFns<CreateEnrollmentTokenResp
     }
     if (message.cluster !== undefined) {
       Cluster.encode(message.cluster, writer.uint32(42).fork()).join();
+    }
+    if (message.brokerAddress !== "") {
+      writer.uint32(50).string(message.brokerAddress);
     }
     return writer;
   },
@@ -1729,6 +1746,14 @@ export const CreateEnrollmentTokenResponse: MessageFns<CreateEnrollmentTokenResp
             message.cluster = Cluster.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.brokerAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1760,6 +1785,11 @@ export const CreateEnrollmentTokenResponse: MessageFns<CreateEnrollmentTokenResp
         ? globalThis.String(object.ca_fingerprint_sha256)
         : "",
       cluster: isSet(object.cluster) ? Cluster.fromJSON(object.cluster) : undefined,
+      brokerAddress: isSet(object.brokerAddress)
+        ? globalThis.String(object.brokerAddress)
+        : isSet(object.broker_address)
+        ? globalThis.String(object.broker_address)
+        : "",
     };
   },
 
@@ -1780,6 +1810,9 @@ export const CreateEnrollmentTokenResponse: MessageFns<CreateEnrollmentTokenResp
     if (message.cluster !== undefined) {
       obj.cluster = Cluster.toJSON(message.cluster);
     }
+    if (message.brokerAddress !== "") {
+      obj.brokerAddress = message.brokerAddress;
+    }
     return obj;
   },
 
@@ -1797,6 +1830,7 @@ export const CreateEnrollmentTokenResponse: MessageFns<CreateEnrollmentTokenResp
     message.cluster = (object.cluster !== undefined && object.cluster !== null)
       ? Cluster.fromPartial(object.cluster)
       : undefined;
+    message.brokerAddress = object.brokerAddress ?? "";
     return message;
   },
 };
