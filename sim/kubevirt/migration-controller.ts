@@ -36,7 +36,7 @@ import {
 } from "./migration-util.js";
 import type { SimPod } from "./pods.js";
 import type { KubeVirtSim } from "./sim.js";
-import { type Condition, deepEqual, getCondition, isNotFound, key, now, removeCondition, removeFinalizer, setCondition, splitKey } from "./util.js";
+import { type Condition, deepEqual, errorMessage, getCondition, isNotFound, key, now, removeCondition, removeFinalizer, setCondition, splitKey } from "./util.js";
 import { guestMemory, isFinalPhase, isReceiver } from "./vmi-controller.js";
 import { WorkQueue } from "./workqueue.js";
 
@@ -142,7 +142,7 @@ export class MigrationController {
     const vmi2 = this.sim.store.tryGet(R.VirtualMachineInstance, ns, m.spec?.vmiName);
     if (!m2) return;
     this.updateStatus(m2, vmi2, syncErr);
-    if (syncErr) throw syncErr;
+    if (syncErr) throw syncErr instanceof Error ? syncErr : new Error(errorMessage(syncErr));
     const m3 = this.sim.store.tryGet(R.VirtualMachineInstanceMigration, ns, name);
     if (m3 && isFinal(m3) && vmi2) {
       this.garbageCollect(vmi2);
@@ -357,8 +357,9 @@ export class MigrationController {
     this.patchVMIStatus(vmi, (s) => {
       if (!s.migrationState || !isDecentralized(m)) s.migrationState = {};
       else {
-        s.migrationState.completed = false;
-        s.migrationState.failed = false;
+        // completed/failed are omitempty booleans: false is absent
+        delete s.migrationState.completed;
+        delete s.migrationState.failed;
       }
       const st = s.migrationState;
       st.migrationUid = m.metadata.uid;

@@ -52,22 +52,22 @@ export interface TransferStats {
 const WINDOW = 2;
 
 export class Transfer {
-  private memRemaining: number;
   private diskRemaining: number;
+  /** Current pre-copy pass: bytes to send in it, sent (acknowledged) so far, and pages dirtied meanwhile. */
+  private pass = { size: 0, sent: 0, dirtied: 0 };
   private processed = 0;
   private inflight = 0;
   private sending = 0;
   private lastTick: number;
-  private lastProgress: number;
+  private lastProgress = 0;
   private watermark = Infinity;
-  private readonly startSim: number;
+  private readonly startSim = 0;
   private timer?: NodeJS.Timeout;
   private paused = false;
   private state: TransferStats["state"] = "running";
   private cause?: string;
   private rateWindow: { at: number; bytes: number }[] = [];
   private memPasses = 0;
-  private memSentThisPass = 0;
   private resolveDone!: (r: TransferResult) => void;
   readonly done: Promise<TransferResult>;
   private simNow = 0;
@@ -77,17 +77,20 @@ export class Transfer {
     private readonly link: DataLink,
     private readonly p: TransferParams,
   ) {
-    this.memRemaining = p.memoryBytes;
     this.diskRemaining = p.diskBytes;
+    this.pass = { size: p.memoryBytes, sent: 0, dirtied: 0 };
     this.lastTick = Date.now();
-    this.startSim = 0;
-    this.lastProgress = 0;
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
   /** Data size in GB as getVMIMigrationDataSize computes it (ScaledValue(Giga), rounded up). */
   get acceptableCompletionS(): number {
     return this.p.completionTimeoutPerGiB * Math.ceil((this.p.memoryBytes + this.p.diskBytes) / 1e9);
+  }
+
+  /** Memory still to send: the rest of this pass plus what the guest dirtied meanwhile (libvirt's dataRemaining). */
+  private get memRemaining(): number {
+    return Math.min(this.p.memoryBytes, this.pass.size - this.pass.sent + this.pass.dirtied);
   }
 
   start(): void {
@@ -108,15 +111,17 @@ export class Transfer {
   stats(): TransferStats {
     const now = Date.now();
     this.rateWindow = this.rateWindow.filter((r) => now - r.at < 1000);
-    const bytes = this.rateWindow.reduce((s, r) => s + r.bytes, 0);
+    const bytes = this.rateWindow.reduce((sum, r) => sum + r.bytes, 0);
     const windowSim = this.clock.simMs(Math.min(1000, now - (this.rateWindow[0]?.at ?? now))) / 1000;
+    const mem = this.state === "completed" ? 0 : this.memRemaining;
+    const disk = this.state === "completed" ? 0 : this.diskRemaining;
     return {
       state: this.state,
-      dataTotalBytes: this.processed + this.memRemaining + this.diskRemaining,
+      dataTotalBytes: this.processed + mem + disk,
       dataProcessedBytes: this.processed,
-      dataRemainingBytes: this.memRemaining + this.diskRemaining,
-      memoryRemainingBytes: this.memRemaining,
-      diskRemainingBytes: this.diskRemaining,
+      dataRemainingBytes: mem + disk,
+      memoryRemainingBytes: mem,
+      diskRemainingBytes: disk,
       memoryDirtyRateBytes: this.paused ? 0 : Math.min(this.p.dirtyRate(), Number.MAX_SAFE_INTEGER),
       memoryTransferRateBytes: windowSim > 0 ? bytes / windowSim : 0,
       iteration: this.memPasses + 1,
@@ -142,22 +147,16 @@ export class Transfer {
     this.lastTick = nowReal;
     this.simNow += dtS;
 
-    // The guest dirties memory while it runs (not yet-unsent memory beyond its size).
-    if (!this.paused && this.diskRemaining === 0) {
-      const rate = this.p.dirtyRate();
-      const dirtied = rate === Infinity ? this.p.memoryBytes : rate * dtS;
-      this.memRemaining = Math.min(this.p.memoryBytes, this.memRemaining + dirtied);
-    }
+    // The running guest dirties memory pages while a memory pass is under way. Delivered chunks account
+    // for the time they took (see sendChunk); a tick without any delivery (stalled link) counts in full.
+    if (!this.paused && this.diskRemaining === 0 && !this.ackedSinceTick) this.dirty(dtS);
+    this.ackedSinceTick = false;
 
     // libvirt's progress watermark
     const remaining = this.memRemaining + this.diskRemaining;
     if (remaining < this.watermark) {
       this.watermark = remaining;
       this.lastProgress = this.simNow;
-    }
-    if (remaining === 0 && this.inflight === 0) {
-      void this.complete();
-      return;
     }
     if (this.p.progressTimeoutS > 0 && this.simNow - this.lastProgress > this.p.progressTimeoutS) {
       this.finish({ ok: false, reason: "Live migration has been aborted", cause: "progressTimeout" });
@@ -167,20 +166,37 @@ export class Transfer {
       this.finish({ ok: false, reason: "Live migration has been aborted", cause: "completionTimeout" });
       return;
     }
-    // Switch-over: what is left fits in the allowed downtime (and at least one full memory pass ran).
-    if (!this.paused && this.diskRemaining === 0 && this.memPasses >= 1 && this.memRemaining <= (this.p.bandwidth * this.p.maxDowntimeMs) / 1000) {
-      this.paused = true;
+    this.rollover();
+    if (this.diskRemaining === 0 && this.paused && this.pass.sent >= this.pass.size && this.inflight === 0) {
+      void this.complete();
+      return;
     }
 
-    const budget = Math.min(this.p.bandwidth * dtS, this.p.bandwidth);
-    const unsent = remaining - this.inflight;
-    if (this.sending < WINDOW && budget > 0 && unsent > 0) this.sendChunk(Math.min(budget, unsent));
+    // bandwidth over the elapsed simulated time (a long timer delay does not become a burst)
+    const tickS = this.clock.simMs(this.tickRealMs()) / 1000;
+    const budget = this.p.bandwidth * Math.min(dtS, 4 * tickS);
+    const unsent = this.diskRemaining > 0 ? this.diskRemaining - this.inflight : this.pass.size - this.pass.sent - this.inflight;
+    if (this.sending < WINDOW && budget > 0 && unsent > 0) this.sendChunk(Math.min(budget, unsent), this.diskRemaining > 0 ? "disk" : "memory");
     this.schedule();
   }
 
-  private sendChunk(bytes: number): void {
-    const kind = this.diskRemaining - this.inflight > 0 ? "disk" : "memory";
-    const size = kind === "disk" ? Math.min(bytes, this.diskRemaining - this.inflight) : bytes;
+  private ackedSinceTick = false;
+
+  private dirty(seconds: number): void {
+    const rate = this.p.dirtyRate();
+    this.pass.dirtied = Math.min(this.p.memoryBytes, this.pass.dirtied + (rate === Infinity ? this.p.memoryBytes : rate * seconds));
+  }
+
+  /** End of a pre-copy pass: the next one sends what was dirtied; switch over when that fits the downtime. */
+  private rollover(): void {
+    if (this.paused || this.diskRemaining > 0 || this.pass.sent < this.pass.size || this.inflight > 0) return;
+    this.memPasses++;
+    const next = this.pass.dirtied;
+    this.pass = { size: next, sent: 0, dirtied: 0 };
+    if (next <= (this.p.bandwidth * this.p.maxDowntimeMs) / 1000) this.paused = true;
+  }
+
+  private sendChunk(size: number, kind: "disk" | "memory"): void {
     const real = Math.max(1, Math.round(size / this.p.simBytesPerRealByte));
     this.inflight += size;
     this.sending++;
@@ -191,12 +207,10 @@ export class Transfer {
         if (this.state !== "running") return;
         if (kind === "disk") this.diskRemaining = Math.max(0, this.diskRemaining - size);
         else {
-          this.memRemaining = Math.max(0, this.memRemaining - size);
-          this.memSentThisPass += size;
-          if (this.memSentThisPass >= this.p.memoryBytes) {
-            this.memPasses++;
-            this.memSentThisPass = 0;
-          }
+          this.pass.sent += size;
+          if (!this.paused) this.dirty(size / this.p.bandwidth);
+          this.ackedSinceTick = true;
+          this.rollover();
         }
         this.processed += size;
         this.rateWindow.push({ at: Date.now(), bytes: size });

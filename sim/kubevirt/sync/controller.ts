@@ -305,7 +305,11 @@ export class SyncController {
     );
   }
 
-  private async rpc(method: string, body: any): Promise<unknown> {
+  private rpc(method: string, body: any): Promise<unknown> {
+    return Promise.resolve().then(() => this.rpcSync(method, body));
+  }
+
+  private rpcSync(method: string, body: any): unknown {
     switch (method) {
       case "SyncSourceMigrationStatus":
         return this.syncStatus(body, "source");
@@ -317,7 +321,7 @@ export class SyncController {
           try {
             this.sim.store.delete(R.VirtualMachineInstanceMigration, m.metadata.namespace, m.metadata.name, { internal: true });
           } catch (e) {
-            if (!isNotFound(e)) throw new Error(`unable to cancel migration for migrationUID ${body?.migrationUID}`);
+            if (!isNotFound(e)) throw new Error(`unable to cancel migration for migrationUID ${body?.migrationUID}`, { cause: e });
           }
         }
         return { message: "migration canceled" };

@@ -33,6 +33,8 @@ export interface SyncHandlers {
 export class RpcError extends Error {}
 
 const CALL_TIMEOUT_S = 30; // synchronization-controller.go defaultTimeout
+/** Real TLS handshakes and round trips take real time: timeouts never shrink below this (real ms). */
+const MIN_REAL_TIMEOUT_MS = 1_000;
 
 function splitHostPort(addr: string): { host: string; port: number } | undefined {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(addr) ?? /^([^:]+):(\d+)$/.exec(addr);
@@ -41,8 +43,8 @@ function splitHostPort(addr: string): { host: string; port: number } | undefined
 }
 
 function cnOf(socket: TLSSocket): string {
-  const cn = socket.getPeerCertificate()?.subject?.CN as unknown;
-  return Array.isArray(cn) ? String(cn[0]) : String(cn ?? "");
+  const cn: string | string[] | undefined = socket.getPeerCertificate()?.subject?.CN;
+  return Array.isArray(cn) ? (cn[0] ?? "") : (cn ?? "");
 }
 
 /** Maps a Node/OpenSSL handshake error to the text Go's crypto/tls + KubeVirt's verifier produce. */
@@ -135,7 +137,7 @@ export class SyncClient {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new RpcError("rpc error: code = DeadlineExceeded desc = context deadline exceeded"));
-      }, this.net.clock.realMs(CALL_TIMEOUT_S * 1000));
+      }, Math.max(MIN_REAL_TIMEOUT_MS, this.net.clock.realMs(CALL_TIMEOUT_S * 1000)));
       timer.unref?.();
       this.pending.set(id, { resolve, reject, timer });
       send();
@@ -194,7 +196,10 @@ export class SyncClient {
         socket.destroy();
         reject(new RpcError(msg));
       };
-      const timer = setTimeout(() => fail("rpc error: code = DeadlineExceeded desc = context deadline exceeded"), this.net.clock.realMs(CALL_TIMEOUT_S * 1000));
+      const timer = setTimeout(
+        () => fail("rpc error: code = DeadlineExceeded desc = context deadline exceeded"),
+        Math.max(MIN_REAL_TIMEOUT_MS, this.net.clock.realMs(CALL_TIMEOUT_S * 1000)),
+      );
       timer.unref?.();
       const socket = tls.connect({
         host: hp.host,
@@ -263,6 +268,7 @@ export class SyncClient {
 export class SyncNetwork {
   private server?: tls.Server;
   private serverConns = new Set<FramedConn>();
+  private readonly rawSockets = new Map<tls.Server, Set<import("node:net").Socket>>();
   private addr?: string;
   private readonly conns = new Set<FramedConn>();
   private readonly clients = new Set<SyncClient>();
@@ -295,6 +301,12 @@ export class SyncNetwork {
       minVersion: "TLSv1.2",
     });
     const serverConns = new Set<FramedConn>();
+    const raw = new Set<import("node:net").Socket>();
+    server.on("connection", (sock: import("node:net").Socket) => {
+      raw.add(sock);
+      sock.on("close", () => raw.delete(sock));
+    });
+    this.rawSockets.set(server, raw);
     server.on("secureConnection", (s) => this.accept(s, serverConns));
     server.on("tlsClientError", () => undefined);
     await new Promise<void>((resolve, reject) => {
@@ -321,7 +333,7 @@ export class SyncNetwork {
     const oldConns = this.serverConns;
     this.server = undefined;
     const addr = await this.listen();
-    old?.close();
+    if (old) void this.shutdown(old);
     for (const c of [...oldConns]) c.close(new Error("listener moved"));
     return addr;
   }
@@ -332,7 +344,15 @@ export class SyncNetwork {
     this.addr = undefined;
     for (const c of [...this.clients]) c.close();
     for (const c of [...this.conns]) c.close();
-    if (s) await new Promise<void>((r) => s.close(() => r()));
+    if (s) await this.shutdown(s);
+  }
+
+  /** Stops accepting and cuts every socket of `server`, including handshakes in progress. */
+  private shutdown(server: tls.Server): Promise<void> {
+    const done = new Promise<void>((r) => server.close(() => r()));
+    for (const sock of this.rawSockets.get(server) ?? []) sock.destroy();
+    this.rawSockets.delete(server);
+    return done;
   }
 
   client(address: string): SyncClient {
