@@ -143,7 +143,10 @@ export class Transfer {
   private tick(): void {
     if (this.state !== "running") return;
     const nowReal = Date.now();
-    const dtS = this.clock.simMs(nowReal - this.lastTick) / 1000;
+    // A late timer (busy event loop) must not look like minutes of simulated time without progress:
+    // a tick advances the copy's clock by at most four tick lengths.
+    const tickS = this.clock.simMs(this.tickRealMs()) / 1000;
+    const dtS = Math.min(this.clock.simMs(nowReal - this.lastTick) / 1000, 4 * tickS);
     this.lastTick = nowReal;
     this.simNow += dtS;
 
@@ -172,9 +175,7 @@ export class Transfer {
       return;
     }
 
-    // bandwidth over the elapsed simulated time (a long timer delay does not become a burst)
-    const tickS = this.clock.simMs(this.tickRealMs()) / 1000;
-    const budget = this.p.bandwidth * Math.min(dtS, 4 * tickS);
+    const budget = this.p.bandwidth * dtS;
     const unsent = this.diskRemaining > 0 ? this.diskRemaining - this.inflight : this.pass.size - this.pass.sent - this.inflight;
     if (this.sending < WINDOW && budget > 0 && unsent > 0) this.sendChunk(Math.min(budget, unsent), this.diskRemaining > 0 ? "disk" : "memory");
     this.schedule();
