@@ -175,16 +175,20 @@ export class MigrationController {
           if (!isDecentralized(m) && !this.sourcePod(vmi)) return;
           this.handleTargetPodCreation(m, vmi);
         } else if (!pod.ready) this.handlePendingPodTimeout(m, pod);
+        else this.claimsReady(m, vmi, pod);
         return;
       }
       case Phase.Scheduling:
         if (deleting) return this.preHandoffCancel(pod);
         if (isDecSource(m) && vmi.status?.phase === VmiPhase.Running) this.updateVMIMigrationSourceWithPodInfo(m, vmi);
-        if (pod) this.handlePendingPodTimeout(m, pod);
+        if (pod) {
+          this.handlePendingPodTimeout(m, pod);
+          if (pod.node) this.claimsReady(m, vmi, pod);
+        }
         return;
       case Phase.Scheduled:
         if (deleting && !this.isHandedOff(m, vmi)) return this.preHandoffCancel(pod);
-        if (pod?.ready) this.handoff(m, vmi, pod);
+        if (pod?.ready && this.claimsReady(m, vmi, pod)) this.handoff(m, vmi, pod);
         return;
       case Phase.PreparingTarget:
       case Phase.TargetReady:
@@ -220,6 +224,48 @@ export class MigrationController {
         return;
       default:
     }
+  }
+
+  /**
+   * The target pod's volumes: the scheduler records its node on WaitForFirstConsumer claims, and the
+   * pod only becomes ready once every claim is bound and populated.
+   */
+  private claimsReady(m: KObject, vmi: KObject, pod: SimPod): boolean {
+    const ns = vmi.metadata.namespace!;
+    let ready = true;
+    for (const v of vmi.spec?.volumes ?? []) {
+      const claim = v.persistentVolumeClaim?.claimName ?? v.dataVolume?.name;
+      if (!claim) continue;
+      const pvc = this.sim.store.tryGet(R.PersistentVolumeClaim, ns, claim);
+      if (!pvc) {
+        ready = false;
+        continue;
+      }
+      if (pvc.status?.phase !== "Bound") {
+        ready = false;
+        if (pod.node && !pvc.metadata.annotations?.["volume.kubernetes.io/selected-node"]) {
+          this.sim.store.modify(R.PersistentVolumeClaim, ns, claim, (o) => {
+            o.metadata.annotations = { ...o.metadata.annotations, "volume.kubernetes.io/selected-node": pod.node! };
+          });
+        }
+        continue;
+      }
+      const dv = this.sim.store.tryGet(R.DataVolume, ns, claim);
+      if (dv && dv.status?.phase !== "Succeeded") ready = false;
+    }
+    if (!ready) this.queue.addAfter(key(m.metadata.namespace, m.metadata.name), 1_000);
+    return ready;
+  }
+
+  private claimsReadyQuiet(vmi: KObject): boolean {
+    const ns = vmi.metadata.namespace!;
+    return (vmi.spec?.volumes ?? []).every((v: any) => {
+      const claim = v.persistentVolumeClaim?.claimName ?? v.dataVolume?.name;
+      if (!claim) return true;
+      const pvc = this.sim.store.tryGet(R.PersistentVolumeClaim, ns, claim);
+      const dv = this.sim.store.tryGet(R.DataVolume, ns, claim);
+      return pvc?.status?.phase === "Bound" && (!dv || dv.status?.phase === "Succeeded");
+    });
   }
 
   private preHandoffCancel(pod: SimPod | undefined): void {
@@ -530,7 +576,7 @@ export class MigrationController {
         if (isDecSource(m)) {
           this.patchMigratedVolumesForDecentralizedMigration(vmi);
           if (ms?.targetState?.pod) c.status.phase = Phase.Scheduled;
-        } else if (pod?.ready) c.status.phase = Phase.Scheduled;
+        } else if (pod?.ready && this.claimsReadyQuiet(vmi)) c.status.phase = Phase.Scheduled;
         return;
       case Phase.Scheduled:
         if (isTargetPreparing(vmi, m)) c.status.phase = Phase.PreparingTarget;

@@ -111,6 +111,7 @@ export class VMController {
     const orig = this.sim.store.tryGet(R.VirtualMachine, ns, name);
     if (!orig) return;
     let vmi = this.sim.store.tryGet(R.VirtualMachineInstance, ns, name);
+    // a VMI of another (older) VM of the same name is not ours
     if (vmi && !vmi.metadata.ownerReferences?.some((r) => r.uid === orig.metadata.uid)) vmi = undefined;
     const vm = structuredClone(orig);
     let syncErr: SyncError | undefined;
@@ -120,9 +121,8 @@ export class VMController {
       if (e instanceof SyncError) syncErr = e;
       else throw e;
     }
-    // The sync may have written the VM (finalizer, firmware, run strategy); status goes on the latest.
-    vmi = this.sim.store.tryGet(R.VirtualMachineInstance, ns, name);
-    if (vmi && !vmi.metadata.ownerReferences?.some((r) => r.uid === orig.metadata.uid)) vmi = undefined;
+    // As in vm.go, status is computed against the VMI as it was before this sync (a VMI started or
+    // deleted in this pass shows up in the next one).
     this.updateStatus(vm, vmi, syncErr);
   }
 
