@@ -47,33 +47,35 @@ function track(c: SimCluster, ns: string, name: string): string[] {
   return phases;
 }
 
-async function sourceVM(a: SimCluster, memory = "4Gi") {
-  const spec = vmSpec("vm1", {
+async function sourceVM(a: SimCluster, memory = "4Gi", name = "vm1") {
+  const spec = vmSpec(name, {
     memory,
-    volumes: [{ name: "root", dataVolume: { name: "vm1-root" } }],
-    dataVolumeTemplates: [{ metadata: { name: "vm1-root" }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: "8Gi" } } } } }],
+    volumes: [{ name: "root", dataVolume: { name: `${name}-root` } }],
+    dataVolumeTemplates: [{ metadata: { name: `${name}-root` }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: "8Gi" } } } } }],
   });
-  a.store.create(R.VirtualMachine, { ...spec, metadata: { name: "vm1", namespace: "src" } });
-  await waitFor("source running", () => get(a, "VirtualMachine", "src", "vm1")?.status?.printableStatus === "Running", 15_000);
+  a.store.create(R.VirtualMachine, { ...spec, metadata: { name, namespace: "src" } });
+  await waitFor("source running", () => get(a, "VirtualMachine", "src", name)?.status?.printableStatus === "Running", 15_000);
 }
 
-async function receiverVM(b: SimCluster, memory = "4Gi") {
+async function receiverVM(b: SimCluster, memory = "4Gi", name = "vm1") {
   b.store.create(R.DataVolume, {
-    metadata: { name: "vm1-root", namespace: "dst", annotations: { "cdi.kubevirt.io/storage.usePopulator": "true" } },
+    metadata: { name: `${name}-root`, namespace: "dst", annotations: { "cdi.kubevirt.io/storage.usePopulator": "true" } },
     spec: { source: { blank: {} }, storage: { resources: { requests: { storage: "8Gi" } } } },
   });
-  await waitFor("target DV", () => ["Succeeded", "WaitForFirstConsumer", "PendingPopulation"].includes(get(b, "DataVolume", "dst", "vm1-root")?.status?.phase));
-  const spec = vmSpec("vm1", { runStrategy: "WaitAsReceiver", memory, volumes: [{ name: "root", dataVolume: { name: "vm1-root" } }] });
-  b.store.create(R.VirtualMachine, { ...spec, metadata: { name: "vm1", namespace: "dst", annotations: { "kubevirt.io/restore-run-strategy": "Always" } } });
-  await waitFor("receiver WaitingForSync", () => get(b, "VirtualMachineInstance", "dst", "vm1")?.status?.phase === "WaitingForSync");
+  await waitFor("target DV", () => ["Succeeded", "WaitForFirstConsumer", "PendingPopulation"].includes(get(b, "DataVolume", "dst", `${name}-root`)?.status?.phase));
+  const spec = vmSpec(name, { runStrategy: "WaitAsReceiver", memory, volumes: [{ name: "root", dataVolume: { name: `${name}-root` } }] });
+  b.store.create(R.VirtualMachine, { ...spec, metadata: { name, namespace: "dst", annotations: { "kubevirt.io/restore-run-strategy": "Always" } } });
+  await waitFor("receiver WaitingForSync", () => get(b, "VirtualMachineInstance", "dst", name)?.status?.phase === "WaitingForSync");
 }
 
-function createPair(a: SimCluster, b: SimCluster, id = "mig-1") {
-  b.store.create(R.VirtualMachineInstanceMigration, { metadata: { name: "tgt", namespace: "dst" }, spec: { vmiName: "vm1", receive: { migrationID: id } } });
+function createPair(a: SimCluster, b: SimCluster, id = "mig-1", vm = "vm1", names = { src: "src", tgt: "tgt" }) {
+  b.store.create(R.VirtualMachineInstanceMigration, { metadata: { name: names.tgt, namespace: "dst" }, spec: { vmiName: vm, receive: { migrationID: id } } });
   const addr = get(b, "KubeVirt", "kubevirt", "kubevirt")!.status.synchronizationAddresses[0];
-  a.store.create(R.VirtualMachineInstanceMigration, { metadata: { name: "src", namespace: "src" }, spec: { vmiName: "vm1", sendTo: { migrationID: id, connectURL: addr } } });
+  a.store.create(R.VirtualMachineInstanceMigration, { metadata: { name: names.src, namespace: "src" }, spec: { vmiName: vm, sendTo: { migrationID: id, connectURL: addr } } });
   return addr as string;
 }
+
+const phase = (c: SimCluster, ns: string, name: string): string | undefined => get(c, "VirtualMachineInstanceMigration", ns, name)?.status?.phase;
 
 describe("decentralized live migration between two simulated clusters", () => {
   it("completes after the CA exchange: target runs, run strategy restored, source Halted and its VMI gone", async () => {
@@ -149,5 +151,115 @@ describe("decentralized live migration between two simulated clusters", () => {
       (get(a, "VirtualMachineInstanceMigration", "src", "src")?.status?.conditions ?? []).find((c: any) => c.type === "decentralizedMigrationBlocked"),
     );
     expect(cond.message).toContain("remote error: tls: unknown certificate authority");
+  });
+
+  it("cancels by deleting both VMIMs: the source keeps running, the target waits again and can be removed", async () => {
+    const { a: ta, b: tb } = await twoClusters(1000, { kubevirt: { migrations: { bandwidthPerMigration: "32Mi" } } });
+    const a = ta.cluster;
+    const b = tb.cluster;
+    await sourceVM(a);
+    await exchangeCAs(a, b);
+    await receiverVM(b);
+    createPair(a, b);
+    await waitFor("copy running", () => phase(a, "src", "src") === "Running" && (ta.kv.migrationMetrics()[0]?.dataProcessedBytes ?? 0) > 0);
+    a.store.delete(R.VirtualMachineInstanceMigration, "src", "src");
+    b.store.delete(R.VirtualMachineInstanceMigration, "dst", "tgt");
+    await waitFor("both VMIMs gone", () => !get(a, "VirtualMachineInstanceMigration", "src", "src") && !get(b, "VirtualMachineInstanceMigration", "dst", "tgt"));
+    const svmi = get(a, "VirtualMachineInstance", "src", "vm1")!;
+    expect(svmi.status.phase).toBe("Running");
+    expect(svmi.status.migrationState).toMatchObject({ abortRequested: true, failed: true, abortStatus: "Succeeded" });
+    expect(get(a, "VirtualMachine", "src", "vm1")!.spec.runStrategy).toBe("Always");
+    await waitFor("target waits", () => get(b, "VirtualMachineInstance", "dst", "vm1")?.status?.phase === "WaitingForSync");
+    await waitFor("target VM WaitingForReceiver", () => get(b, "VirtualMachine", "dst", "vm1")?.status?.printableStatus === "WaitingForReceiver");
+    b.store.delete(R.VirtualMachine, "dst", "vm1");
+    await waitFor("target VM removed", () => !get(b, "VirtualMachine", "dst", "vm1") && !get(b, "VirtualMachineInstance", "dst", "vm1"));
+  });
+
+  it("deleting one VMIM cancels the pair: the peer is told over the sync connection", async () => {
+    const { a: ta, b: tb } = await twoClusters(1000, { kubevirt: { migrations: { bandwidthPerMigration: "32Mi" } } });
+    const a = ta.cluster;
+    const b = tb.cluster;
+    await sourceVM(a);
+    await exchangeCAs(a, b);
+    await receiverVM(b);
+    createPair(a, b);
+    await waitFor("copy running", () => phase(b, "dst", "tgt") === "Running");
+    b.store.delete(R.VirtualMachineInstanceMigration, "dst", "tgt");
+    await waitFor("source VMIM deleted by CancelMigration", () => !get(a, "VirtualMachineInstanceMigration", "src", "src"));
+    await waitFor("target VMIM gone", () => !get(b, "VirtualMachineInstanceMigration", "dst", "tgt"));
+    expect(get(a, "VirtualMachineInstance", "src", "vm1")!.status.phase).toBe("Running");
+  });
+
+  it("a non-converging guest fails both sides after progressTimeout, without retry; the source keeps running", async () => {
+    const { a: ta, b: tb } = await twoClusters(1000, { kubevirt: { migrations: { progressTimeout: 30 } } });
+    const a = ta.cluster;
+    const b = tb.cluster;
+    await sourceVM(a);
+    await exchangeCAs(a, b);
+    await receiverVM(b);
+    ta.kv.setDirtyRate("src", "vm1", "no-converge");
+    createPair(a, b);
+    await waitFor("source Failed", () => phase(a, "src", "src") === "Failed", 15_000);
+    await waitFor("target Failed", () => phase(b, "dst", "tgt") === "Failed", 15_000);
+    expect(get(a, "VirtualMachineInstance", "src", "vm1")!.status.migrationState.failureReason).toBe("Live migration has been aborted");
+    expect(ta.kv.migrationMetrics()[0]?.abortCause).toBe("progressTimeout");
+    expect(get(a, "VirtualMachineInstance", "src", "vm1")!.status.phase).toBe("Running");
+    await waitFor("target VMI back to WaitingForSync", () => get(b, "VirtualMachineInstance", "dst", "vm1")?.status?.phase === "WaitingForSync");
+    expect(get(b, "VirtualMachineInstance", "dst", "vm1")!.status.migrationState).toMatchObject({ failed: true, completed: true });
+    await waitFor("target VM WaitingForReceiver", () => get(b, "VirtualMachine", "dst", "vm1")?.status?.printableStatus === "WaitingForReceiver");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(a.store.list(R.VirtualMachineInstanceMigration).items).toHaveLength(1);
+    expect(b.store.list(R.VirtualMachineInstanceMigration).items).toHaveLength(1);
+  });
+
+  it("a killed source VMI fails the migration; the source VM ends Halted as vm.go does for a completed-failed decentralized migration", async () => {
+    const { a: ta, b: tb } = await twoClusters(1000, { kubevirt: { migrations: { bandwidthPerMigration: "32Mi" } } });
+    const a = ta.cluster;
+    const b = tb.cluster;
+    await sourceVM(a);
+    await exchangeCAs(a, b);
+    await receiverVM(b);
+    createPair(a, b);
+    await waitFor("copy running", () => phase(a, "src", "src") === "Running");
+    ta.kv.killVMI("src", "vm1");
+    await waitFor("source VMIM failed or gone", () => !get(a, "VirtualMachineInstanceMigration", "src", "src") || phase(a, "src", "src") === "Failed");
+    await waitFor("target VMIM failed", () => phase(b, "dst", "tgt") === "Failed", 15_000);
+    await waitFor("target VM WaitingForReceiver", () => get(b, "VirtualMachine", "dst", "vm1")?.status?.printableStatus === "WaitingForReceiver");
+    await waitFor("source VM Halted", () => get(a, "VirtualMachine", "src", "vm1")?.spec?.runStrategy === "Halted");
+    await waitFor("source VM Stopped", () => get(a, "VirtualMachine", "src", "vm1")?.status?.printableStatus === "Stopped");
+  });
+
+  it("stalled and broken sync connections stop the copy; it resumes when traffic flows again", async () => {
+    const { a: ta, b: tb } = await twoClusters(1000, { kubevirt: { migrations: { bandwidthPerMigration: "64Mi" } } });
+    const a = ta.cluster;
+    const b = tb.cluster;
+    await sourceVM(a);
+    await exchangeCAs(a, b);
+    await receiverVM(b);
+    createPair(a, b);
+    await waitFor("copy running", () => (tb.kv.migrationMetrics()[0]?.receivedBytes ?? 0) > 0);
+    tb.kv.stallSync(true);
+    await new Promise((r) => setTimeout(r, 30));
+    const before = tb.kv.migrationMetrics()[0]!.receivedBytes!;
+    await new Promise((r) => setTimeout(r, 60));
+    expect(tb.kv.migrationMetrics()[0]!.receivedBytes).toBe(before);
+    tb.kv.stallSync(false);
+    await waitFor("flowing again", () => tb.kv.migrationMetrics()[0]!.receivedBytes! > before);
+    ta.kv.breakSyncConnections();
+    await waitFor("target VMIM Succeeded", () => phase(b, "dst", "tgt") === "Succeeded", 20_000);
+  });
+
+  it("queues decentralized target migrations beyond parallelMigrationsPerCluster on the target", async () => {
+    const { a: ta, b: tb } = await twoClusters(1000, { kubevirt: { migrations: { parallelMigrationsPerCluster: 1, bandwidthPerMigration: "128Mi" } } });
+    const a = ta.cluster;
+    const b = tb.cluster;
+    await Promise.all([sourceVM(a, "2Gi", "x"), sourceVM(a, "2Gi", "y")]);
+    await exchangeCAs(a, b);
+    await Promise.all([receiverVM(b, "2Gi", "x"), receiverVM(b, "2Gi", "y")]);
+    createPair(a, b, "id-x", "x", { src: "sx", tgt: "tx" });
+    createPair(a, b, "id-y", "y", { src: "sy", tgt: "ty" });
+    await waitFor("one target running", () => [phase(b, "dst", "tx"), phase(b, "dst", "ty")].includes("Running"));
+    expect([phase(b, "dst", "tx"), phase(b, "dst", "ty")]).toContain("Pending");
+    await waitFor("both done", () => phase(b, "dst", "tx") === "Succeeded" && phase(b, "dst", "ty") === "Succeeded", 20_000);
   });
 });

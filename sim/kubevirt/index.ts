@@ -115,11 +115,14 @@ export class KubeVirtHandle implements Controller, KubeVirtFaults {
         this.sim.after(100, () => tryDelete(attempt + 1));
         return;
       }
-      try {
-        this.sim.store.delete(R.VirtualMachineInstance, namespace, vmi, { internal: true, preconditions: { uid: obj.metadata.uid } });
-      } catch {
-        // already gone
-      }
+      // give the VM controller a moment to act on the failed VMI first (as it would before anyone cleans up)
+      this.sim.after(5_000, () => {
+        try {
+          this.sim.store.delete(R.VirtualMachineInstance, namespace, vmi, { internal: true, preconditions: { uid: obj.metadata.uid } });
+        } catch {
+          // already gone
+        }
+      });
     };
     this.sim.after(100, () => tryDelete(0));
   }

@@ -152,14 +152,13 @@ function toKeyPair(certPem: string, priv: KeyObject): KeyPair {
  * A self-signed CA named like KubeVirt's (`kubevirt.io@<unix seconds>`), valid for `validRealMs` of
  * wall-clock time (the caller converts simulated durations with the clock).
  */
-export function createCA(validRealMs: number, cnPrefix = "kubevirt.io"): KeyPair {
+export function createCA(validRealMs: number, cnPrefix = "kubevirt.io", window?: { notBefore: Date; notAfter: Date }): KeyPair {
   const { priv, pub } = newKey();
   const nowMs = Date.now();
   const cn = `${cnPrefix}@${Math.floor(nowMs / 1000)}`;
-  const certPem = buildCert(
-    { cn, notBefore: truncSeconds(nowMs), notAfter: truncSeconds(nowMs + Math.max(validRealMs, 2000)), isCA: true, subjectKey: priv },
-    pub,
-  );
+  const notBefore = window?.notBefore ?? truncSeconds(nowMs);
+  const notAfter = window?.notAfter ?? truncSeconds(nowMs + Math.max(validRealMs, 2000));
+  const certPem = buildCert({ cn, notBefore, notAfter, isCA: true, subjectKey: priv }, pub);
   return toKeyPair(certPem, priv);
 }
 
