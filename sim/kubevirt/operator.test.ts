@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- objects are free-form JSON */
+ 
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { R } from "../apiserver/resources.js";
@@ -106,7 +106,7 @@ describe("simulated virt-operator", () => {
     expect(now[0]).not.toBe(old);
     const [host, port] = old.split(":");
     const refused = await new Promise<string>((resolve) => {
-      const s = net.connect(Number(port), host!);
+      const s = net.connect(Number(port), host);
       s.on("connect", () => {
         s.destroy();
         resolve("connected");
