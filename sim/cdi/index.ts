@@ -48,6 +48,8 @@ export class CDIHandle implements Controller {
   private readonly pvcQueue: WorkQueue;
   private readonly work = new Map<string, Work>();
   private readonly binding = new Set<string>();
+  /** Clone DataVolumes by their source claim (ns/name), to wake them when the source changes. */
+  private readonly clonesOf = new Map<string, Set<string>>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private unsubscribe?: () => void;
   private readonly timings: Pick<Timings, "blankImport" | "cloneBandwidth">;
@@ -88,16 +90,24 @@ export class CDIHandle implements Controller {
   private onEvent(e: StoreEvent): void {
     const o = e.object;
     switch (e.rt.kind) {
-      case "DataVolume":
-        this.dvQueue.add(key(o.metadata.namespace, o.metadata.name));
-        break;
-      case "PersistentVolumeClaim":
-        this.pvcQueue.add(key(o.metadata.namespace, o.metadata.name));
-        this.dvQueue.add(key(o.metadata.namespace, o.metadata.name));
-        for (const dv of this.store.list(R.DataVolume, { namespace: o.metadata.namespace }).items) {
-          if (dv.spec?.source?.pvc?.name === o.metadata.name) this.dvQueue.add(key(dv.metadata.namespace, dv.metadata.name));
+      case "DataVolume": {
+        const k = key(o.metadata.namespace, o.metadata.name);
+        this.dvQueue.add(k);
+        const src = o.spec?.source?.pvc;
+        if (src && e.type !== "DELETED") {
+          const sk = key(src.namespace ?? o.metadata.namespace, src.name);
+          if (!this.clonesOf.has(sk)) this.clonesOf.set(sk, new Set());
+          this.clonesOf.get(sk)!.add(k);
         }
         break;
+      }
+      case "PersistentVolumeClaim": {
+        const k = key(o.metadata.namespace, o.metadata.name);
+        this.pvcQueue.add(k);
+        this.dvQueue.add(k);
+        for (const dv of this.clonesOf.get(k) ?? []) this.dvQueue.add(dv);
+        break;
+      }
       case "StorageClass":
         for (const p of this.store.list(R.PersistentVolumeClaim).items) if (p.status?.phase !== "Bound") this.pvcQueue.add(key(p.metadata.namespace, p.metadata.name));
         for (const d of this.store.list(R.DataVolume).items) if (d.status?.phase !== "Succeeded") this.dvQueue.add(key(d.metadata.namespace, d.metadata.name));

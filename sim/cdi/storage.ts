@@ -42,7 +42,13 @@ export function claimPropertySets(sc: KObject): ClaimPropertySet[] {
   if (modes || mode) {
     return [{ accessModes: modes ? modes.split(",") : ["ReadWriteOnce"], volumeMode: mode === "Block" ? "Block" : "Filesystem" }];
   }
-  return KNOWN[sc.provisioner as string] ?? [];
+  const p = String(sc.provisioner ?? "");
+  if (KNOWN[p]) return KNOWN[p];
+  // provisioners the table does not know: guess from the name, as a StorageProfile admin would set it
+  if (p.includes("rbd")) return KNOWN["rook-ceph.rbd.csi.ceph.com"]!;
+  if (p.includes("cephfs") || p.includes("nfs")) return [{ accessModes: ["ReadWriteMany"], volumeMode: "Filesystem" }];
+  if (p.includes("local") || p.includes("hostpath") || p.includes("lvm") || p.includes("topolvm")) return [{ accessModes: ["ReadWriteOnce"], volumeMode: "Filesystem" }];
+  return [];
 }
 
 export function isCSI(sc: KObject | undefined): boolean {

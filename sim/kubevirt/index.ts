@@ -47,6 +47,7 @@ export class KubeVirtHandle implements Controller, KubeVirtFaults {
   }
 
   private onEvent(e: StoreEvent): void {
+    this.sim.cache.apply(e);
     if (e.rt.kind === "KubeVirt") this.sim.invalidateConfig();
     this.operator.onEvent(e);
     this.vms.onEvent(e);
@@ -60,6 +61,7 @@ export class KubeVirtHandle implements Controller, KubeVirtFaults {
   start(): void {
     if (this.unsubscribe) return;
     const store = this.sim.store;
+    this.sim.cache.prime(store);
     this.unsubscribe = store.subscribe((e) => this.onEvent(e));
     // level-triggered start: everything that exists already is reconciled once
     for (const rt of [R.Node, R.KubeVirt, R.VirtualMachine, R.VirtualMachineInstance, R.VirtualMachineInstanceMigration]) {

@@ -71,7 +71,7 @@ export class MigrationController {
         for (const m of this.migrationsFor(o.metadata.namespace!, o.metadata.name)) this.queue.add(key(m.metadata.namespace, m.metadata.name));
         break;
       case "KubeVirt":
-        for (const m of this.sim.store.list(R.VirtualMachineInstanceMigration).items) this.queue.add(key(m.metadata.namespace, m.metadata.name));
+        for (const m of this.sim.cache.list("VirtualMachineInstanceMigration")) this.queue.add(key(m.metadata.namespace, m.metadata.name));
         break;
       default:
     }
@@ -85,10 +85,9 @@ export class MigrationController {
     for (const m of this.migrationsFor(p.namespace, p.vmi)) this.queue.add(key(m.metadata.namespace, m.metadata.name));
   }
 
+  /** Migrations of a VMI, from the cache (read-only objects). */
   migrationsFor(namespace: string, vmi: string): KObject[] {
-    return this.sim.store
-      .list(R.VirtualMachineInstanceMigration, { namespace })
-      .items.filter((m) => m.spec?.vmiName === vmi || m.metadata.labels?.[MigrationSelectorLabel] === vmi);
+    return this.sim.cache.list("VirtualMachineInstanceMigration", namespace).filter((m) => m.spec?.vmiName === vmi || m.metadata.labels?.[MigrationSelectorLabel] === vmi);
   }
 
   targetPod(m: KObject): SimPod | undefined {
@@ -111,10 +110,11 @@ export class MigrationController {
 
   reconcile(k: string): void {
     const [ns, name] = splitKey(k);
-    const m = this.sim.store.tryGet(R.VirtualMachineInstanceMigration, ns, name);
+    // reads come from the informer cache (read-only objects); writes go through the store
+    const m = this.sim.cache.get("VirtualMachineInstanceMigration", ns, name);
     if (!m) return;
     this.uidToKey.set(m.metadata.uid, k);
-    const vmi = this.sim.store.tryGet(R.VirtualMachineInstance, ns, m.spec?.vmiName);
+    const vmi = this.sim.cache.get("VirtualMachineInstance", ns, m.spec?.vmiName);
     if (!vmi) {
       if (!m.metadata.deletionTimestamp) {
         // "Deleting migration for deleted vmi"
@@ -138,12 +138,12 @@ export class MigrationController {
     } catch (e) {
       syncErr = e;
     }
-    const m2 = this.sim.store.tryGet(R.VirtualMachineInstanceMigration, ns, name);
-    const vmi2 = this.sim.store.tryGet(R.VirtualMachineInstance, ns, m.spec?.vmiName);
+    const m2 = this.sim.cache.get("VirtualMachineInstanceMigration", ns, name);
+    const vmi2 = this.sim.cache.get("VirtualMachineInstance", ns, m.spec?.vmiName);
     if (!m2) return;
     this.updateStatus(m2, vmi2, syncErr);
     if (syncErr) throw syncErr instanceof Error ? syncErr : new Error(errorMessage(syncErr));
-    const m3 = this.sim.store.tryGet(R.VirtualMachineInstanceMigration, ns, name);
+    const m3 = this.sim.cache.get("VirtualMachineInstanceMigration", ns, name);
     if (m3 && isFinal(m3) && vmi2) {
       this.garbageCollect(vmi2);
       this.reEnqueuePending();
@@ -155,7 +155,7 @@ export class MigrationController {
   private canMigrateVMI(m: KObject, vmi: KObject): boolean {
     const cur = vmi.status?.migrationState?.migrationUid;
     if (!vmi.status?.migrationState || !cur || cur === m.metadata.uid) return true;
-    const other = this.sim.store.list(R.VirtualMachineInstanceMigration, { namespace: m.metadata.namespace }).items.find((x) => x.metadata.uid === cur);
+    const other = this.sim.cache.list("VirtualMachineInstanceMigration", m.metadata.namespace).find((x) => x.metadata.uid === cur);
     return !other || isFinal(other);
   }
 
@@ -253,7 +253,7 @@ export class MigrationController {
       const dv = this.sim.store.tryGet(R.DataVolume, ns, claim);
       if (dv && dv.status?.phase !== "Succeeded") ready = false;
     }
-    if (!ready) this.queue.addAfter(key(m.metadata.namespace, m.metadata.name), 1_000);
+    if (!ready) this.queue.addAfter(key(m.metadata.namespace, m.metadata.name), this.pollDelay(1_000));
     return ready;
   }
 
@@ -304,7 +304,16 @@ export class MigrationController {
 
   /** findRunningMigrations: running phases plus unfinished migrations that already have a target pod. */
   private runningMigrations(): KObject[] {
-    return this.sim.store.list(R.VirtualMachineInstanceMigration).items.filter((x) => !isFinal(x) && (isRunning(x) || !!this.targetPod(x)));
+    const withPods = new Set(this.sim.pods.list().map((p) => p.migrationUID));
+    return this.sim.cache.list("VirtualMachineInstanceMigration").filter((x) => !isFinal(x) && (isRunning(x) || withPods.has(x.metadata.uid)));
+  }
+
+  /**
+   * KubeVirt re-checks queued migrations every 1-5 s; at a high time scale that would be a busy loop,
+   * so such polls wait at least 25 ms of real time (a freed slot re-queues them at once anyway).
+   */
+  private pollDelay(simMs: number): number {
+    return Math.max(simMs, this.sim.clock.simMs(25));
   }
 
   private handleTargetPodCreation(m: KObject, vmi: KObject): void {
@@ -312,27 +321,28 @@ export class MigrationController {
     const cfg = this.sim.config().migrations;
     const running = this.runningMigrations();
     if (running.length >= cfg.parallelMigrationsPerCluster) {
-      this.queue.addAfter(k, requeueDelayMs(m));
+      this.queue.addAfter(k, this.pollDelay(requeueDelayMs(m)));
       return;
     }
     // Higher-priority (then older) pending migrations get the free slots first, as the priority queue does.
     const free = cfg.parallelMigrationsPerCluster - running.length;
-    const ahead = this.sim.store
-      .list(R.VirtualMachineInstanceMigration)
-      .items.filter((x) => phaseOf(x) === Phase.Pending && !this.targetPod(x) && isLocalOrDecTarget(x) && x.metadata.uid !== m.metadata.uid)
+    const withPods = new Set(this.sim.pods.list().map((p) => p.migrationUID));
+    const ahead = this.sim.cache
+      .list("VirtualMachineInstanceMigration")
+      .filter((x) => phaseOf(x) === Phase.Pending && !withPods.has(x.metadata.uid) && isLocalOrDecTarget(x) && x.metadata.uid !== m.metadata.uid)
       .filter((x) => priorityOf(x) > priorityOf(m) || (priorityOf(x) === priorityOf(m) && x.metadata.creationTimestamp < m.metadata.creationTimestamp));
     if (ahead.length >= free) {
-      this.queue.addAfter(k, requeueDelayMs(m));
+      this.queue.addAfter(k, this.pollDelay(requeueDelayMs(m)));
       return;
     }
     const node = vmi.status?.nodeName ?? "";
     let outbound = 0;
     for (const r of running) {
-      const rv = this.sim.store.tryGet(R.VirtualMachineInstance, r.metadata.namespace, r.spec?.vmiName);
+      const rv = this.sim.cache.get("VirtualMachineInstance", r.metadata.namespace, r.spec?.vmiName);
       if (rv && ((rv.status?.nodeName ?? "") === node || rv.status?.migrationState?.sourceNode === node)) outbound++;
     }
     if (outbound >= cfg.parallelOutboundMigrationsPerNode) {
-      this.queue.addAfter(k, requeueDelayMs(m));
+      this.queue.addAfter(k, this.pollDelay(requeueDelayMs(m)));
       return;
     }
     if (vmi.status?.phase !== VmiPhase.Running && !isDecTarget(m)) return;
@@ -643,9 +653,9 @@ export class MigrationController {
 
   /** reEnqueueHighestPriorityPendingMigrations: a slot was freed. */
   private reEnqueuePending(): void {
-    const pending = this.sim.store
-      .list(R.VirtualMachineInstanceMigration)
-      .items.filter((x) => phaseOf(x) === Phase.Pending)
+    const pending = this.sim.cache
+      .list("VirtualMachineInstanceMigration")
+      .filter((x) => phaseOf(x) === Phase.Pending)
       .sort((a, b) => priorityOf(b) - priorityOf(a));
     const limit = this.sim.config().migrations.parallelMigrationsPerCluster;
     for (const x of pending.slice(0, limit)) this.queue.add(key(x.metadata.namespace, x.metadata.name));

@@ -3,7 +3,7 @@
 // virt-controller, virt-handler, synchronization controller) hang off this object.
 import { randomUUID } from "node:crypto";
 import { R } from "../apiserver/resources.js";
-import type { KObject, Store } from "../apiserver/store.js";
+import type { KObject, Store, StoreEvent } from "../apiserver/store.js";
 import type { SimClock } from "../clock.js";
 import type { SimCluster } from "../cluster.js";
 import { KUBEVIRT_VERSION_DEFAULT } from "./constants.js";
@@ -82,7 +82,47 @@ function hashPrefix(name: string): string {
   return `10.${100 + (h % 150)}`;
 }
 
+/**
+ * An informer-style cache of the kinds the controllers read often, fed from the store's events. It
+ * holds the store's own (immutable once stored) objects: read them, never modify them.
+ */
+export class ObjectCache {
+  private readonly kinds = new Map<string, Map<string, KObject>>();
+  static readonly KINDS = ["VirtualMachine", "VirtualMachineInstance", "VirtualMachineInstanceMigration", "DataVolume", "PersistentVolumeClaim", "Node", "KubeVirt"];
+
+  prime(store: Store): void {
+    for (const kind of ObjectCache.KINDS) {
+      const m = this.table(kind);
+      m.clear();
+      for (const o of store.list(R[kind as keyof typeof R]).items) m.set(`${o.metadata.namespace ?? ""}/${o.metadata.name}`, o);
+    }
+  }
+
+  apply(e: StoreEvent): void {
+    if (!ObjectCache.KINDS.includes(e.rt.kind)) return;
+    const k = `${e.object.metadata.namespace ?? ""}/${e.object.metadata.name}`;
+    if (e.type === "DELETED") this.table(e.rt.kind).delete(k);
+    else this.table(e.rt.kind).set(k, e.object);
+  }
+
+  get(kind: string, namespace: string | undefined, name: string): KObject | undefined {
+    return this.table(kind).get(`${namespace ?? ""}/${name}`);
+  }
+
+  list(kind: string, namespace?: string): KObject[] {
+    const all = [...this.table(kind).values()];
+    return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
+  }
+
+  private table(kind: string): Map<string, KObject> {
+    let t = this.kinds.get(kind);
+    if (!t) this.kinds.set(kind, (t = new Map()));
+    return t;
+  }
+}
+
 export class KubeVirtSim {
+  readonly cache = new ObjectCache();
   readonly store: Store;
   readonly clock: SimClock;
   readonly ns: string;

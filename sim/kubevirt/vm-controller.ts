@@ -92,7 +92,7 @@ export class VMController {
         break;
       case "DataVolume":
       case "PersistentVolumeClaim":
-        for (const vm of this.sim.store.list(R.VirtualMachine, { namespace: ns }).items) {
+        for (const vm of this.sim.cache.list("VirtualMachine", ns)) {
           const uses =
             (vm.spec?.template?.spec?.volumes ?? []).some((v: any) => claimOfVolume(v) === o.metadata.name) ||
             (vm.spec?.dataVolumeTemplates ?? []).some((t: any) => t.metadata?.name === o.metadata.name);
@@ -100,7 +100,7 @@ export class VMController {
         }
         break;
       case "KubeVirt":
-        for (const vm of this.sim.store.list(R.VirtualMachine).items) this.queue.add(key(vm.metadata.namespace, vm.metadata.name));
+        for (const vm of this.sim.cache.list("VirtualMachine")) this.queue.add(key(vm.metadata.namespace, vm.metadata.name));
         break;
       default:
     }
@@ -587,7 +587,9 @@ export class VMController {
     // trim the first state change request once it is done
     const req = st.stateChangeRequests?.[0];
     if (req) {
-      const done = (req.action === "Start" && vmi && !vmi.metadata.deletionTimestamp) || (req.action === "Stop" && (!vmi || vmi.metadata.uid !== req.uid));
+      const done =
+        (req.action === "Start" && vmi && !vmi.metadata.deletionTimestamp && !isFinalPhase(vmi.status?.phase)) ||
+        (req.action === "Stop" && (!vmi || !req.uid || vmi.metadata.uid !== req.uid));
       if (done) st.stateChangeRequests = st.stateChangeRequests.slice(1);
       if (!st.stateChangeRequests?.length) delete st.stateChangeRequests;
     }

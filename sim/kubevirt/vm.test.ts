@@ -113,4 +113,35 @@ describe("VirtualMachine controller", () => {
     expect(vmi.status.volumeStatus[0].persistentVolumeClaimInfo.claimName).toBe("dvm-root");
     expect(vmi.status.conditions.find((c: { type: string }) => c.type === "LiveMigratable").status).toBe("True");
   });
+
+  it("follows Manual, Once and RerunOnFailure", async () => {
+    tc = await startTestCluster();
+    const { cluster } = tc;
+    for (const [name, rs] of [["man", "Manual"], ["once", "Once"], ["rerun", "RerunOnFailure"]] as const) {
+      cluster.store.create(R.VirtualMachine, { ...vmSpec(name, { runStrategy: rs }), metadata: { name, namespace: "default" } });
+    }
+    await waitFor("once and rerun running", () => ["once", "rerun"].every((n) => get(cluster, "VirtualMachine", "default", n)?.status?.printableStatus === "Running"));
+    await waitFor("manual stopped", () => get(cluster, "VirtualMachine", "default", "man")?.status?.printableStatus === "Stopped");
+    expect(get(cluster, "VirtualMachineInstance", "default", "man")).toBeUndefined();
+    const first = get(cluster, "VirtualMachineInstance", "default", "rerun")!.metadata.uid;
+    tc.kv.killVMI("default", "rerun");
+    await waitFor("rerun restarted", () => {
+      const o = get(cluster, "VirtualMachineInstance", "default", "rerun");
+      return o && o.metadata.uid !== first && o.status?.phase === "Running";
+    });
+  });
+
+  it("keeps a VMI that fits no node in Scheduling and reports ErrorUnschedulable", async () => {
+    tc = await startTestCluster({ nodes: [{ name: "small", memory: "2Gi" }] });
+    const { cluster } = tc;
+    cluster.store.create(R.VirtualMachine, { ...vmSpec("big", { memory: "4Gi" }), metadata: { name: "big", namespace: "default" } });
+    const cond = await waitFor("PodScheduled", () => get(cluster, "VirtualMachineInstance", "default", "big")?.status?.conditions?.find((c: { type: string }) => c.type === "PodScheduled"));
+    expect(cond).toMatchObject({ status: "False", reason: "Unschedulable", message: "0/1 nodes are available: 1 Insufficient memory." });
+    await waitFor("ErrorUnschedulable", () => get(cluster, "VirtualMachine", "default", "big")?.status?.printableStatus === "ErrorUnschedulable");
+    cluster.store.create(R.Node, {
+      metadata: { name: "large", labels: { "kubevirt.io/schedulable": "true" } },
+      status: { allocatable: { memory: "16Gi" }, capacity: { memory: "16Gi" }, conditions: [{ type: "Ready", status: "True" }] },
+    });
+    await waitFor("running on the new node", () => get(cluster, "VirtualMachineInstance", "default", "big")?.status?.nodeName === "large");
+  });
 });

@@ -85,7 +85,7 @@ export class VMIController {
         break;
       case "PersistentVolumeClaim":
       case "DataVolume":
-        for (const vmi of this.sim.store.list(R.VirtualMachineInstance, { namespace: o.metadata.namespace }).items) {
+        for (const vmi of this.sim.cache.list("VirtualMachineInstance", o.metadata.namespace)) {
           if ((vmi.spec?.volumes ?? []).some((v: any) => claimOfVolume(v) === o.metadata.name)) this.queue.add(key(vmi.metadata.namespace, vmi.metadata.name));
         }
         break;

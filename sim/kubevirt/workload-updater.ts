@@ -43,9 +43,9 @@ export class WorkloadUpdater {
   }
 
   private workloadMigrations(vmi: KObject): KObject[] {
-    return this.sim.store
-      .list(R.VirtualMachineInstanceMigration, { namespace: vmi.metadata.namespace })
-      .items.filter((m) => m.spec?.vmiName === vmi.metadata.name && m.metadata.annotations?.[WorkloadUpdateMigrationAnnotation] !== undefined && !isFinal(m));
+    return this.sim.cache
+      .list("VirtualMachineInstanceMigration", vmi.metadata.namespace)
+      .filter((m) => m.spec?.vmiName === vmi.metadata.name && m.metadata.annotations?.[WorkloadUpdateMigrationAnnotation] !== undefined && !isFinal(m));
   }
 
   private sync(): void {
@@ -54,13 +54,13 @@ export class WorkloadUpdater {
     if (!kv || kv.status?.phase !== "Deployed" || kv.status?.observedDeploymentID !== kv.status?.targetDeploymentID) return;
     const cfg = this.sim.config();
     const allowed = cfg.workloadUpdateMethods.includes("LiveMigrate");
-    const unfinished = store.list(R.VirtualMachineInstanceMigration).items.filter((m) => !isFinal(m));
+    const unfinished = this.sim.cache.list("VirtualMachineInstanceMigration").filter((m) => !isFinal(m));
     const lookup = new Set(unfinished.map((m) => `${m.metadata.namespace}/${m.spec?.vmiName}`));
     const running = unfinished.filter(isRunning).length;
     const candidates: KObject[] = [];
     const aborts: KObject[] = [];
     let pending = false;
-    for (const vmi of store.list(R.VirtualMachineInstance).items) {
+    for (const vmi of this.sim.cache.list("VirtualMachineInstance")) {
       if (vmi.status?.phase !== VmiPhase.Running || vmi.metadata.deletionTimestamp) continue;
       const updating = hasCondition(vmi, Cond.VolumesChange, "True");
       const wuMigrations = this.workloadMigrations(vmi);

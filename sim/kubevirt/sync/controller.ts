@@ -149,8 +149,8 @@ export class SyncController {
   dataLink(migrationID: string, address: string): DataLink {
     // the data path follows the target's current address (virt-handler dials targetState anew)
     return new TlsDataLink(this.net, migrationID, () => {
-      const m = this.sim.store.list(R.VirtualMachineInstanceMigration).items.find((x) => x.spec?.sendTo?.migrationID === migrationID);
-      const vmi = m && this.sim.store.tryGet(R.VirtualMachineInstance, m.metadata.namespace, m.spec.vmiName);
+      const m = this.sim.cache.list("VirtualMachineInstanceMigration").find((x) => x.spec?.sendTo?.migrationID === migrationID);
+      const vmi = m && this.sim.cache.get("VirtualMachineInstance", m.metadata.namespace, m.spec.vmiName);
       return vmi?.status?.migrationState?.targetState?.syncAddress ?? address;
     });
   }
@@ -167,9 +167,9 @@ export class SyncController {
 
   private migrationForVMI(vmi: KObject): KObject | undefined {
     const ms = vmi.status?.migrationState;
-    const found = this.sim.store
-      .list(R.VirtualMachineInstanceMigration, { namespace: vmi.metadata.namespace })
-      .items.filter((m) => m.spec?.vmiName === vmi.metadata.name)
+    const found = this.sim.cache
+      .list("VirtualMachineInstanceMigration", vmi.metadata.namespace)
+      .filter((m) => m.spec?.vmiName === vmi.metadata.name)
       .filter((m) => (isDecSource(m) && ms?.sourceState?.migrationUID === m.metadata.uid) || (isDecTarget(m) && ms?.targetState?.migrationUID === m.metadata.uid));
     if (found.length > 1) throw new Error("found more than one migration pointing to same VMI");
     return found[0];
@@ -300,9 +300,10 @@ export class SyncController {
   // ---- server side -------------------------------------------------------------------------------
 
   private findBy(field: "receive" | "sendTo" | "uid", value: string): KObject | undefined {
-    return this.sim.store.list(R.VirtualMachineInstanceMigration).items.find((m) =>
+    const hit = this.sim.cache.list("VirtualMachineInstanceMigration").find((m) =>
       field === "uid" ? m.metadata.uid === value : m.spec?.[field]?.migrationID === value,
     );
+    return hit && this.sim.store.tryGet(R.VirtualMachineInstanceMigration, hit.metadata.namespace, hit.metadata.name);
   }
 
   private rpc(method: string, body: any): Promise<unknown> {
