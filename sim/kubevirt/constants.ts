@@ -110,7 +110,7 @@ export const Msg = {
   aborted: "Live migration has been aborted",
   targetPodDown: "Target pod is down",
   // vm.go
-  nonReceiverVMI: "VMI is not a receiver VMI",
+  nonReceiverVMI: "Found non receiver VMI while VM is receiver",
 } as const;
 
 // virt-operator objects (pkg/virt-operator/resource/generate/components/secrets.go)

@@ -112,6 +112,26 @@ describe("local live migration", () => {
     await waitFor("all done", () => ["a", "b", "c"].every((n) => get(c, "VirtualMachineInstanceMigration", "default", `mig-${n}`)?.status?.phase === "Succeeded"), 20_000);
   });
 
+  it("limits outbound migrations per node to parallelOutboundMigrationsPerNode", async () => {
+    tc = await startTestCluster({
+      nodes: [{ name: "n1", labels: { pool: "a" } }, { name: "n2" }, { name: "n3" }],
+      kubevirt: { migrations: { bandwidthPerMigration: "64Mi" } },
+    });
+    const c = tc.cluster;
+    for (const n of ["a", "b", "c"]) {
+      const spec = vmSpec(n, { memory: "4Gi" }) as any;
+      spec.spec.template.spec.nodeSelector = { pool: "a" };
+      c.store.create(R.VirtualMachine, { ...spec, metadata: { name: n, namespace: "default" } });
+    }
+    await waitFor("running on n1", () => ["a", "b", "c"].every((n) => get(c, "VirtualMachineInstance", "default", n)?.status?.phase === "Running"));
+    // the migrations may leave n1 (the target pod's selector comes from addedNodeSelector + the VMI's)
+    for (const n of ["a", "b", "c"]) c.store.modify(R.VirtualMachineInstance, "default", n, (o) => delete o.spec.nodeSelector);
+    for (const n of ["a", "b", "c"]) migrate(c, n);
+    await waitFor("two running", () => ["a", "b", "c"].filter((n) => get(c, "VirtualMachineInstanceMigration", "default", `mig-${n}`)?.status?.phase === "Running").length === 2);
+    expect(["a", "b", "c"].map((n) => get(c, "VirtualMachineInstanceMigration", "default", `mig-${n}`)!.status.phase)).toContain("Pending");
+    await waitFor("all done", () => ["a", "b", "c"].every((n) => get(c, "VirtualMachineInstanceMigration", "default", `mig-${n}`)?.status?.phase === "Succeeded"), 20_000);
+  });
+
   it("fails a non-converging migration after progressTimeout", async () => {
     tc = await startTestCluster({ kubevirt: { migrations: { progressTimeout: 30 } } });
     const c = tc.cluster;

@@ -166,7 +166,7 @@ export class VMController {
         vm.metadata = updated.metadata;
       } catch (e) {
         if (isNotFound(e)) return;
-        throw new SyncError(`Error encountered when trying to update vm according to add volume and/or memory dump requests: ${(e as Error).message}`, "FailedUpdate");
+        throw new SyncError(`Error encountered when trying to update vm according to add volume and/or memory dump requests: ${(e as Error).message}`, "FailedUpdateError");
       }
     }
   }
