@@ -131,6 +131,8 @@ export class Store {
   private readonly objects = new Map<string, Map<string, KObject>>();
   private readonly history: StoreEvent[] = [];
   private readonly listeners = new Set<(e: StoreEvent) => void>();
+  /** Watches by resource type, so an event only reaches the watches of its own type. */
+  private readonly watchers = new Map<string, Set<(e: StoreEvent) => void>>();
   private readonly mutating: { rt?: ResourceType; hook: AdmissionHook }[] = [];
   private readonly validating: { rt?: ResourceType; hook: AdmissionHook }[] = [];
 
@@ -208,8 +210,10 @@ export class Store {
     } else {
       for (const e of this.history) if (e.rv > from) deliver(e);
     }
-    this.listeners.add(deliver);
-    return () => this.listeners.delete(deliver);
+    let set = this.watchers.get(keyOf(rt));
+    if (!set) this.watchers.set(keyOf(rt), (set = new Set()));
+    set.add(deliver);
+    return () => set.delete(deliver);
   }
 
   create(rt: ResourceType, input: NewObject, opts: WriteOptions = {}): KObject {
@@ -356,6 +360,16 @@ export class Store {
     return clone(obj);
   }
 
+  /**
+   * Forgets the retained watch history, as an etcd compaction would, and moves the resourceVersion
+   * on (as writes to other resources do in a real cluster): every resourceVersion a client holds is
+   * then too old, so its next watch or continue gets 410 Expired. (Fault injection uses this.)
+   */
+  compactHistory(): void {
+    this.rv++;
+    this.history.length = 0;
+  }
+
   deleteCollection(rt: ResourceType, opts: ListOptions & DeleteOptions = {}): KObject[] {
     const deleted: KObject[] = [];
     for (const o of this.list(rt, opts).items) {
@@ -389,8 +403,11 @@ export class Store {
   private emit(e: StoreEvent): void {
     this.history.push(e);
     const max = this.opts.historySize ?? 20_000;
-    if (this.history.length > max) this.history.splice(0, this.history.length - max);
+    // Trim in batches so a full history costs O(1) per event, not a shift of the whole array.
+    if (this.history.length > max + Math.min(1024, Math.ceil(max / 10))) this.history.splice(0, this.history.length - max);
     for (const l of [...this.listeners]) l(e);
+    const watchers = this.watchers.get(keyOf(e.rt));
+    if (watchers) for (const w of [...watchers]) w(e);
   }
 
   private validateMeta(rt: ResourceType, obj: KObject): void {

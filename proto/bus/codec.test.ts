@@ -1,0 +1,136 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { arbitraryFor, badValuesFor, DELETE, mutate, pathCovers, sitesOf, type ArbitraryOptions } from "../testing/zod-arbitrary.js";
+import { decode, encode, MAX_MESSAGE_BYTES, MESSAGES, NATS_MAX_PAYLOAD, type Message, type MessageKind } from "./codec.js";
+import { formatPath } from "../issues.js";
+import { TaskSet, type Task } from "./tasks.js";
+
+const KINDS = Object.keys(MESSAGES) as MessageKind[];
+const bytesOf = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+
+// A task set's tasks must name its own cluster on their local side(s) and be unique per
+// migration and role; random values almost never are, so repair them instead of filtering.
+const options: ArbitraryOptions = {
+  fixups: new Map([
+    [
+      TaskSet,
+      (set: TaskSet) => {
+        const seen = new Set<string>();
+        const tasks = set.tasks
+          .filter((t) => !seen.has(`${t.migrationUid}/${t.role}`) && seen.add(`${t.migrationUid}/${t.role}`))
+          .map((t): Task => {
+            const source = t.role === "target" ? t.source : { ...t.source, cluster: set.cluster };
+            const target = t.role === "source" ? t.target : { ...t.target, cluster: set.cluster };
+            return { ...t, source, target };
+          });
+        return { ...set, tasks };
+      },
+    ],
+  ]),
+};
+
+const arbitraries = Object.fromEntries(KINDS.map((k) => [k, arbitraryFor(MESSAGES[k], options)])) as {
+  [K in MessageKind]: fc.Arbitrary<Message<K>>;
+};
+
+describe.each(KINDS)("bus message %s", (kind) => {
+  const arb = arbitraries[kind] as fc.Arbitrary<Message<typeof kind>>;
+
+  it("round-trips every valid value through encode and decode", () => {
+    fc.assert(
+      fc.property(arb, (value) => {
+        const encoded = encode(kind, value);
+        if (!encoded.ok) throw new Error(encoded.error);
+        expect(decode(kind, encoded.value)).toEqual({ ok: true, value });
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("rejects a wrong type, bad name or oversize value and names the field", () => {
+    const mutated = arb.chain((value) => {
+      const sites = sitesOf(MESSAGES[kind], value).flatMap((site) => badValuesFor(site).map((bad) => ({ site, bad })));
+      return fc.constantFrom(...sites).map(({ site, bad }) => ({ value, site, bad }));
+    });
+    fc.assert(
+      fc.property(mutated, ({ value, site, bad }) => {
+        const path = formatPath(site.path);
+        const result = decode(kind, bytesOf(mutate(value, site.path, bad)));
+        expect(result.ok).toBe(false);
+        if (result.ok) return;
+        expect(result.issues.some((i) => pathCovers(path, i.path)), `${result.error} should name ${path}`).toBe(true);
+        expect(result.error).toContain(path);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("rejects a message with a required field missing and names the field", () => {
+    const mutated = arb.chain((value) => {
+      const required = sitesOf(MESSAGES[kind], value).filter((s) => s.required);
+      return fc.constantFrom(...required).map((site) => ({ value, site }));
+    });
+    fc.assert(
+      fc.property(mutated, ({ value, site }) => {
+        const result = decode(kind, bytesOf(mutate(value, site.path, DELETE)));
+        expect(result.ok).toBe(false);
+        if (!result.ok) expect(result.issues.map((i) => i.path)).toContain(formatPath(site.path));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("never throws on arbitrary bytes", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 512 }), fc.jsonValue().map(bytesOf)), (bytes) => {
+        expect(decode(kind, bytes).ok).toBe(false);
+      }),
+    );
+  });
+
+  it("rejects messages over its size limit before parsing", () => {
+    const result = decode(kind, new Uint8Array(MAX_MESSAGE_BYTES[kind] + 1));
+    expect(result).toMatchObject({ ok: false, issues: [{ path: "(message)" }] });
+    expect(MAX_MESSAGE_BYTES[kind]).toBeLessThanOrEqual(NATS_MAX_PAYLOAD);
+  });
+});
+
+describe("decode", () => {
+  it("rejects a message whose cluster differs from its subject's", () => {
+    const [hello] = fc.sample(arbitraries.hello, { numRuns: 1, seed: 1 });
+    const bytes = bytesOf({ ...hello, cluster: "east" });
+    expect(decode("hello", bytes, { cluster: "east" }).ok).toBe(true);
+    expect(decode("hello", bytes, { cluster: "west" })).toMatchObject({ ok: false, issues: [{ path: "cluster" }] });
+  });
+
+  it("rejects a payload of another kind (e.g. a Status on the hello subject)", () => {
+    const [status] = fc.sample(arbitraries.status, { numRuns: 1, seed: 2 });
+    expect(decode("hello", bytesOf(status))).toMatchObject({ ok: false, issues: expect.arrayContaining([{ path: "kind", message: expect.any(String) }]) });
+  });
+
+  it("drops unknown fields so a newer agent's additions don't get its reports rejected", () => {
+    const [heartbeat] = fc.sample(arbitraries.heartbeat, { numRuns: 1, seed: 3 });
+    const result = decode("heartbeat", bytesOf({ ...heartbeat, addedInV1_1: { x: 1 } }));
+    expect(result).toEqual({ ok: true, value: heartbeat });
+  });
+
+  it("rejects a task whose local side names another cluster", () => {
+    const [set] = fc.sample(
+      arbitraries.tasks.filter((s) => s.tasks.some((t) => t.role === "source")),
+      { numRuns: 1, seed: 4 },
+    );
+    const i = set!.tasks.findIndex((t) => t.role === "source");
+    const bad = mutate(set, ["tasks", i, "source", "cluster"], "someone-else");
+    expect(decode("tasks", bytesOf(bad))).toMatchObject({ ok: false, issues: [{ path: `tasks[${i}].source.cluster` }] });
+  });
+
+  it("rejects a send task without connectUrl", () => {
+    const [set] = fc.sample(
+      arbitraries.tasks.filter((s) => s.tasks.some((t) => t.action === "send")),
+      { numRuns: 1, seed: 5 },
+    );
+    const i = set!.tasks.findIndex((t) => t.action === "send");
+    const result = decode("tasks", bytesOf(mutate(set, ["tasks", i, "connectUrl"], DELETE)));
+    expect(result).toMatchObject({ ok: false, issues: [{ path: `tasks[${i}].connectUrl`, message: expect.stringContaining("required") }] });
+  });
+});
