@@ -58,9 +58,9 @@ describe("simulated CDI", () => {
     const spec = vmSpec("consumer", { volumes: [{ name: "d", dataVolume: { name: "w" } }] });
     c.store.create(R.VirtualMachine, { ...spec, metadata: { name: "consumer", namespace: "default" } });
     await waitFor("DV Succeeded", () => get(c, "DataVolume", "default", "w")?.status?.phase === "Succeeded");
+    await waitFor("VM running", () => get(c, "VirtualMachine", "default", "consumer")?.status?.printableStatus === "Running");
     const pvc = get(c, "PersistentVolumeClaim", "default", "w")!;
     expect(pvc.metadata.annotations?.["volume.kubernetes.io/selected-node"]).toBe(get(c, "VirtualMachineInstance", "default", "consumer")!.status.nodeName);
-    await waitFor("VM running", () => get(c, "VirtualMachine", "default", "consumer")?.status?.printableStatus === "Running");
   });
 
   it("clones a PVC in time proportional to its size", async () => {
