@@ -234,9 +234,9 @@ describe("operator behaviour and limits over HTTPS", () => {
     });
     src = new Admin(world, "src");
     dst = new Admin(world, "dst");
-    // a 10-minute CA: the overlap is 2 simulated minutes (1.2 s here)
+    // a 20-minute CA: the overlap is 4 simulated minutes (2.4 s here)
     await src.co.patchNamespacedCustomObject(
-      { ...KV, namespace: "kubevirt", plural: "kubevirts", name: "kubevirt", body: { spec: { certificateRotateStrategy: { selfSigned: { ca: { duration: "10m" } } } } } },
+      { ...KV, namespace: "kubevirt", plural: "kubevirts", name: "kubevirt", body: { spec: { certificateRotateStrategy: { selfSigned: { ca: { duration: "20m" } } } } } },
       MERGE,
     );
   });
@@ -245,30 +245,26 @@ describe("operator behaviour and limits over HTTPS", () => {
   });
 
   it("CA rotation makes imported CAs drop out of kubevirt-ca; they must be imported again", async () => {
+    const has = async (want: string[]) => {
+      const have = certs(await src.caBundle());
+      return want.every((c) => have.includes(c));
+    };
+    // rotate first so the 20-minute CA of the test applies (overlap: 4 simulated minutes = 2.4 s here)
     await world.controlClient().kubevirt("src").rotateCA();
+    const oldCA = certs(await src.caBundle())[0]!;
     const peerPem = await dst.caBundle();
     const peer = certs(peerPem);
     await src.importCA(peerPem);
-    await eventually(async () => {
-      const have = certs(await src.caBundle());
-      return peer.every((c) => have.includes(c));
-    }, 10_000, "imported");
+    await eventually(() => has(peer), 10_000, "imported");
     await world.controlClient().kubevirt("src").rotateCA();
-    const right = certs(await src.caBundle());
-    expect(peer.every((c) => right.includes(c))).toBe(true); // kept during the overlap
-    await eventually(async () => {
-      const have = certs(await src.caBundle());
-      return !have.some((c) => peer.includes(c));
-    }, 15_000, "imported CA dropped");
+    expect(await has([oldCA, ...peer])).toBe(true); // both kept for the overlap
+    await eventually(async () => !certs(await src.caBundle()).some((c) => peer.includes(c) || c === oldCA), 15_000, "imported and old CA dropped");
     expect(certs(await src.caBundle())).toHaveLength(1);
     // Import again. MergeCABundle keeps imports only while the local CA is younger than the overlap,
-    // so this one sticks after the next rotation (an import into an older CA lasts one reconcile).
+    // so an import right after a rotation sticks (into an older CA it lasts one reconcile).
     await world.controlClient().kubevirt("src").rotateCA();
     await src.importCA(peerPem);
-    await eventually(async () => {
-      const have = certs(await src.caBundle());
-      return peer.every((c) => have.includes(c));
-    }, 10_000, "imported again");
+    await eventually(() => has(peer), 10_000, "imported again");
   });
 
   it("queues VMIMs beyond parallelMigrationsPerCluster and fails a non-converging one with progressTimeout", async () => {

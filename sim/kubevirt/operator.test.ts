@@ -78,8 +78,8 @@ describe("simulated virt-operator", () => {
   });
 
   it("rotates the CA: the bundle keeps the old CA for the overlap, imported CAs drop out afterwards", async () => {
-    // a 10-minute CA (overlap 2 simulated minutes = 1.2 s at scale 100)
-    const t = await startTestCluster({ scale: 100, kubevirt: { selfSigned: { ca: { duration: "10m" } } } });
+    // a 20-minute CA (overlap 4 simulated minutes = 2.4 s at scale 100; x509 times have whole seconds)
+    const t = await startTestCluster({ scale: 100, kubevirt: { selfSigned: { ca: { duration: "20m" } } } });
     clusters.push(t);
     const c = t.cluster;
     const foreign = createCA(3600_000);
