@@ -145,6 +145,15 @@ describe("local live migration", () => {
     expect(get(c, "VirtualMachineInstance", "default", "vm1")!.status.phase).toBe("Running");
   });
 
+  it("fails a migration that exceeds completionTimeoutPerGiB", async () => {
+    tc = await startTestCluster({ kubevirt: { migrations: { completionTimeoutPerGiB: 2, bandwidthPerMigration: "64Mi" } } });
+    const c = tc.cluster;
+    await runningVM(c, "vm1", "4Gi"); // 4.3 GB → 5 × 2 s allowed, the copy needs ~64 s
+    migrate(c, "vm1");
+    await waitFor("Failed", () => get(c, "VirtualMachineInstanceMigration", "default", "mig-vm1")?.status?.phase === "Failed");
+    expect(tc.kv.migrationMetrics()[0]?.abortCause).toBe("completionTimeout");
+  });
+
   it("aborts an in-flight migration when its VMIM is deleted", async () => {
     tc = await startTestCluster({ kubevirt: { migrations: { bandwidthPerMigration: "16Mi" } } });
     const c = tc.cluster;

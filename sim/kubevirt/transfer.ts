@@ -177,7 +177,7 @@ export class Transfer {
 
     const budget = this.p.bandwidth * dtS;
     const unsent = this.diskRemaining > 0 ? this.diskRemaining - this.inflight : this.pass.size - this.pass.sent - this.inflight;
-    if (this.sending < WINDOW && budget > 0 && unsent > 0) this.sendChunk(Math.min(budget, unsent), this.diskRemaining > 0 ? "disk" : "memory");
+    if (this.sending < WINDOW && budget >= 1 && unsent > 0) this.sendChunk(Math.ceil(Math.min(budget, unsent)), this.diskRemaining > 0 ? "disk" : "memory");
     this.schedule();
   }
 
