@@ -35,7 +35,8 @@ describe("simulated CDI", () => {
       return o?.status?.phase === "Succeeded" ? o : undefined;
     });
     expect(phases.slice(0, 2)).toEqual(["", "Pending"]);
-    expect(phases).toContain("ImportInProgress");
+    // ImportInProgress (with a percentage) follows while the import runs; a busy machine may skip it
+    expect(phases).toContain("ImportScheduled");
     expect(phases[phases.length - 1]).toBe("Succeeded");
     expect(done.status.progress).toBe("100.0%");
     const byType = Object.fromEntries(done.status.conditions.map((x: any) => [x.type, x]));

@@ -62,6 +62,9 @@ export class MigrationController {
           this.uidToKey.delete(o.metadata.uid);
           this.handedOff.delete(o.metadata.uid);
           this.failedAt.delete(o.metadata.uid);
+          // virt-handler forgets a finished copy once its migration object is gone
+          const rt = this.sim.runtimes.get(o.metadata.uid);
+          if (rt && (rt.done || rt.transfer?.stats().state !== "running")) this.sim.runtimes.delete(o.metadata.uid);
           // a target pod nobody owns any more goes away
           for (const p of this.sim.pods.list()) if (p.migrationUID === o.metadata.uid && p.role === "target") this.sim.pods.delete(p.name);
         }
