@@ -210,6 +210,18 @@ describe("decentralized live migration between two simulated clusters", () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(a.store.list(R.VirtualMachineInstanceMigration).items).toHaveLength(1);
     expect(b.store.list(R.VirtualMachineInstanceMigration).items).toHaveLength(1);
+    // the user guide's retry: delete both VMIMs and the target VM, then start over
+    a.store.delete(R.VirtualMachineInstanceMigration, "src", "src");
+    b.store.delete(R.VirtualMachineInstanceMigration, "dst", "tgt");
+    b.store.delete(R.VirtualMachine, "dst", "vm1");
+    await waitFor("target VM gone", () => !get(b, "VirtualMachine", "dst", "vm1") && !get(b, "VirtualMachineInstance", "dst", "vm1"));
+    ta.kv.setDirtyRate("src", "vm1", 1024 * 1024);
+    const spec = vmSpec("vm1", { runStrategy: "WaitAsReceiver", memory: "4Gi", volumes: [{ name: "root", dataVolume: { name: "vm1-root" } }] });
+    b.store.create(R.VirtualMachine, { ...spec, metadata: { name: "vm1", namespace: "dst", annotations: { "kubevirt.io/restore-run-strategy": "Always" } } });
+    await waitFor("receiver again", () => get(b, "VirtualMachineInstance", "dst", "vm1")?.status?.phase === "WaitingForSync");
+    createPair(a, b, "mig-2", "vm1", { src: "src2", tgt: "tgt2" });
+    await waitFor("retry Succeeded", () => phase(b, "dst", "tgt2") === "Succeeded", 20_000);
+    await waitFor("source Halted", () => get(a, "VirtualMachine", "src", "vm1")?.spec?.runStrategy === "Halted");
   });
 
   it("a killed source VMI fails the migration; the source VM ends Halted as vm.go does for a completed-failed decentralized migration", async () => {

@@ -50,6 +50,11 @@ export interface TransferStats {
 }
 
 const WINDOW = 2;
+/**
+ * Real network latency (TLS handshakes, a busy event loop) is many simulated seconds at a high time
+ * scale; "no progress" must also have lasted this long in real time before the copy is aborted.
+ */
+const MIN_REAL_STALL_MS = 1_000;
 
 export class Transfer {
   private diskRemaining: number;
@@ -60,6 +65,7 @@ export class Transfer {
   private sending = 0;
   private lastTick: number;
   private lastProgress = 0;
+  private lastProgressReal = Date.now();
   private watermark = Infinity;
   private readonly startSim = 0;
   private timer?: NodeJS.Timeout;
@@ -160,8 +166,9 @@ export class Transfer {
     if (remaining < this.watermark) {
       this.watermark = remaining;
       this.lastProgress = this.simNow;
+      this.lastProgressReal = nowReal;
     }
-    if (this.p.progressTimeoutS > 0 && this.simNow - this.lastProgress > this.p.progressTimeoutS) {
+    if (this.p.progressTimeoutS > 0 && this.simNow - this.lastProgress > this.p.progressTimeoutS && nowReal - this.lastProgressReal >= MIN_REAL_STALL_MS) {
       this.finish({ ok: false, reason: "Live migration has been aborted", cause: "progressTimeout" });
       return;
     }
