@@ -1,0 +1,60 @@
+// Wording shared by every message the core writes for humans (why-waiting texts, errors, events).
+// Times are printed in UTC: the broker, the agents and the admin may sit in different zones, and a
+// plan window names its own zone explicitly.
+
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] as const;
+
+/** 1288490188 → "1.2 GiB"; exact below 1 KiB. */
+export function formatBytes(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const digits = unit === 0 || value >= 100 ? 0 : 1;
+  return `${value.toFixed(digits).replace(/\.0$/, "")} ${UNITS[unit]}`;
+}
+
+/** Bytes per second as "150 MiB/s". */
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(bytesPerSecond)}/s`;
+}
+
+/** "12:03:10 UTC" when `at` is on the same UTC day as `now`, else "2026-11-22 12:03:10 UTC". */
+export function formatTime(at: Date | string, now: Date): string {
+  const t = typeof at === "string" ? new Date(at) : at;
+  const iso = t.toISOString();
+  const day = iso.slice(0, 10);
+  const clock = iso.slice(11, 19);
+  return day === now.toISOString().slice(0, 10) ? `${clock} UTC` : `${day} ${clock} UTC`;
+}
+
+/** 600 → "600 s": the unit the plan's settings use, so a message quotes the setting it refers to. */
+export function formatSeconds(seconds: number): string {
+  return `${Math.round(seconds)} s`;
+}
+
+/** Cuts `text` to `max` characters (records and bus messages bound their free text). */
+export function clip(text: string, max = 4096): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+export function addSeconds(at: Date, seconds: number): Date {
+  return new Date(at.getTime() + seconds * 1000);
+}
+
+/** `a` joined as "x", "x and y", "x, y and z". */
+export function list(items: readonly string[]): string {
+  if (items.length <= 1) return items.join("");
+  return `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
+}
+
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** "ns/name" of a VM, with the cluster when given: "east/db/pg-0". */
+export function vmName(vm: { cluster?: string; namespace: string; name: string }, withCluster = false): string {
+  return withCluster && vm.cluster ? `${vm.cluster}/${vm.namespace}/${vm.name}` : `${vm.namespace}/${vm.name}`;
+}
