@@ -9,7 +9,8 @@ import { connectBus, serveRpc, subscribeReports, subscribeTasks, type BusCounter
 import { CHANNELS, CLUSTER, validPool } from "./contract.js";
 
 const creds = JSON.parse(process.env["FUZZ_CREDS"] ?? "{}") as { broker: BusCredentials; agent: BusCredentials };
-const logger = pino({ level: "info" }, pino.destination(2));
+// Synchronous so that every drop line is on disk before the counters that the test compares with it.
+const logger = pino({ level: "info" }, pino.destination({ dest: 2, sync: true }));
 
 const broker = await connectBus({ ...creds.broker, logger, waitOnFirstConnect: false });
 const agent = await connectBus({ ...creds.agent, logger, waitOnFirstConnect: false });
