@@ -261,6 +261,7 @@ export const TrustStatus = z.object({
   /** When the agent last wrote them to kubevirt-external-ca. */
   lastPushAt: Time.optional(),
 });
+export type TrustStatus = z.infer<typeof TrustStatus>;
 
 /** Observed state of every task the agent holds and of the trust it was asked to establish. */
 export const Status = z.object({
