@@ -33,7 +33,8 @@ function describe(verb: string, what: string, e: unknown): KubeError {
   if (e instanceof KubeError) return e;
   if (e instanceof ApiException) {
     const b = statusBody(e);
-    const transient = e.code === 429 || e.code >= 500;
+    // 409 on an update is a stale resourceVersion: read again and retry.
+    const transient = e.code === 429 || e.code === 409 || e.code >= 500;
     return new KubeError(`${verb} ${what}: ${e.code}${b.reason ? ` ${b.reason}` : ""}: ${b.message ?? "no message"}`, e.code, b.reason, transient);
   }
   const message = e instanceof Error ? e.message : String(e);
