@@ -97,7 +97,7 @@ describe("failures", () => {
     // kubevirt-ca loses the peer (as after a local CA rotation): the next pass pushes again.
     const own = (await kube(w, "a").get<KubeObj & { data: Record<string, string> }>({ apiVersion: "v1", kind: "ConfigMap", namespace: "kubevirt", name: "kubevirt-ca" }))!;
     const onlyOwn = own.data["ca-bundle"]!.split(/(?=-----BEGIN CERTIFICATE-----)/).filter((b) => !pb.includes(b.trim()));
-    await kube(w, "a").mergePatch({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "kubevirt-ca", namespace: "kubevirt" }, data: { "ca-bundle": onlyOwn.join("") } } as KubeObj);
+    await kube(w, "a").mergePatch({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "kubevirt-ca", namespace: "kubevirt" }, data: { "ca-bundle": onlyOwn.join("") } });
     const dropped = await ea.reconcileTrust([{ peer: "b", caBundle: pb }]);
     expect(dropped[0]?.present).toBe(false);
     expect(await waitFor("present again", async () => (await ea.reconcileTrust([{ peer: "b", caBundle: pb }]))[0]?.present && true)).toBe(true);

@@ -103,11 +103,11 @@ describe("preflight and describe-vm on simulated clusters", () => {
     expect(await codes("a", { ...storage, storageMap: [{ source: "standard", target: "gold" }] })).toContain("error:StorageClassMissing");
     expect(await codes("a", { ...storage, storageMap: [] })).toContain("error:NoStorageChange");
     const k = kube(w, "a");
-    for (const n of ["a-node-2", "a-node-3"]) await k.mergePatch({ apiVersion: "v1", kind: "Node", metadata: { name: n }, spec: { unschedulable: true } } as KubeObj);
-    await k.mergePatch({ apiVersion: "kubevirt.io/v1", kind: "KubeVirt", metadata: { name: "kubevirt", namespace: "kubevirt" }, spec: { workloadUpdateStrategy: { workloadUpdateMethods: [] } } } as KubeObj);
+    for (const n of ["a-node-2", "a-node-3"]) await k.mergePatch({ apiVersion: "v1", kind: "Node", metadata: { name: n }, spec: { unschedulable: true } });
+    await k.mergePatch({ apiVersion: "kubevirt.io/v1", kind: "KubeVirt", metadata: { name: "kubevirt", namespace: "kubevirt" }, spec: { workloadUpdateStrategy: { workloadUpdateMethods: [] } } });
     const blocked = await codes("a", { ...storage, storageMap: [{ source: "standard", target: "fast" }] });
     expect(blocked).toEqual(expect.arrayContaining(["error:LiveMigrateNotEnabled", "error:NotEnoughNodes"]));
-    await k.mergePatch({ apiVersion: "kubevirt.io/v1", kind: "KubeVirt", metadata: { name: "kubevirt", namespace: "kubevirt" }, spec: { configuration: { developerConfiguration: { featureGates: [] } } } } as KubeObj);
+    await k.mergePatch({ apiVersion: "kubevirt.io/v1", kind: "KubeVirt", metadata: { name: "kubevirt", namespace: "kubevirt" }, spec: { configuration: { developerConfiguration: { featureGates: [] } } } });
     const gateOff = await waitFor("sync address withdrawn", async () => {
       const c = await codes("a", { side: "source" });
       return c.includes("warning:NoSynchronizationAddress") ? c : undefined;
@@ -135,14 +135,14 @@ describe("preflight and describe-vm on simulated clusters", () => {
     delete clash.spec.dataVolumeTemplates;
     await kb.create(clash);
     await kb.create({ ...clash, metadata: { name: "db-1", namespace: "vms" } });
-    await kb.create({ apiVersion: "cdi.kubevirt.io/v1beta1", kind: "DataVolume", metadata: { name: "db-1-data", namespace: "vms" }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: "1Gi" } } } } } as KubeObj);
+    await kb.create({ apiVersion: "cdi.kubevirt.io/v1beta1", kind: "DataVolume", metadata: { name: "db-1-data", namespace: "vms" }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: "1Gi" } } } } });
     await kb.create({
       apiVersion: "cdi.kubevirt.io/v1beta1",
       kind: "DataVolume",
       metadata: { name: "db-1-rootdisk", namespace: "vms", labels: { "app.kubernetes.io/managed-by": "ferry", "ferry.dev/migration": "old", "ferry.dev/attempt": "1" } },
       spec: { source: { blank: {} }, storage: { resources: { requests: { storage: "1Gi" } } } },
-    } as KubeObj);
-    await kb.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "ci-config", namespace: "vms" }, data: {} } as KubeObj);
+    });
+    await kb.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "ci-config", namespace: "vms" }, data: {} });
     const issues = await tgt({ sourceFacts: { ...facts, dependencies: [{ kind: "ConfigMap", name: "ci-config" }] } });
     expect(issues.sort()).toEqual(["error:DependencyCollision", "error:DestinationTooSmall", "error:MacAddressCollision", "error:MacAddressCollision", "error:TargetNameCollision", "error:VolumeNameCollision"].sort());
   }, 120_000);
