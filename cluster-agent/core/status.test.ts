@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { VmimStatus } from "../../proto/bus/index.js";
+import { vmFixture, vmiFixture, vmimFixture } from "./fixtures.js";
+import { blockedCondition, progressOf, receiverCompleted, stepForVmim, vmFacts, vmimFailure, vmimStatus, vmimSucceeded } from "./status.js";
+
+const vmim = (phase: string, extra: Record<string, unknown> = {}) => vmimFixture("ferry-send-m1-1", "vms", { vmiName: "web-1", sendTo: { migrationID: "m1-1", connectURL: "1.2.3.4:9185" } }, { phase, ...extra });
+
+describe("status derivation", () => {
+  it("maps VMIM phases to steps", () => {
+    expect(["", "Synchronizing", "WaitingForSync", "Pending", "Scheduling", "TargetReady", "Running", "Succeeded", "Failed"].map((p) => stepForVmim(vmim(p)))).toEqual([
+      "Sending",
+      "Sending",
+      "Sending",
+      "Sending",
+      "Migrating",
+      "Migrating",
+      "Migrating",
+      "Succeeded",
+      "Failed",
+    ]);
+  });
+  it("reports phase transitions, conditions (incl. decentralizedMigrationBlocked) and migrationState in the bus shape", () => {
+    const m = vmim("Synchronizing", {
+      phaseTransitionTimestamps: [{ phase: "Synchronizing", phaseTransitionTimestamp: "2026-01-01T00:00:00Z" }],
+      conditions: [{ type: "decentralizedMigrationBlocked", status: "True", reason: "DecentralizedNotLiveMigratable", message: "x509: certificate signed by unknown authority", lastTransitionTime: "2026-01-01T00:00:01Z", lastProbeTime: null }],
+      migrationState: { completed: false, failed: false, startTimestamp: "2026-01-01T00:00:00Z", mode: "PreCopy", sourceNode: "n1" },
+    });
+    const s = vmimStatus(m);
+    expect(VmimStatus.parse(s)).toEqual(s);
+    expect(s).toEqual({
+      name: "ferry-send-m1-1",
+      phase: "Synchronizing",
+      phaseTransitions: [{ phase: "Synchronizing", at: "2026-01-01T00:00:00.000Z" }],
+      conditions: [{ type: "decentralizedMigrationBlocked", status: "True", reason: "DecentralizedNotLiveMigratable", message: "x509: certificate signed by unknown authority", lastTransitionTime: "2026-01-01T00:00:01.000Z" }],
+      migrationState: { completed: false, failed: false, startTimestamp: "2026-01-01T00:00:00.000Z", mode: "PreCopy" },
+    });
+    expect(blockedCondition(m)?.message).toContain("x509");
+  });
+  it("names the failure reason and the blocked condition in a failed VMIM's error", () => {
+    const e = vmimFailure(vmim("Failed", { migrationState: { completed: true, failed: true, failureReason: "Live migration has been aborted" } }), "source");
+    expect(e.code).toBe("MigrationFailed");
+    expect(e.message).toBe("source VMIM vms/ferry-send-m1-1 failed: Live migration has been aborted");
+    expect(e.fix).toContain("bandwidthPerMigration");
+  });
+  it("success is the Succeeded phase or a completed, not failed, migrationState", () => {
+    expect(vmimSucceeded(vmim("Succeeded"))).toBe(true);
+    expect(vmimSucceeded(vmim("Running", { migrationState: { completed: true, failed: false } }))).toBe(true);
+    expect(vmimSucceeded(vmim("Failed", { migrationState: { completed: true, failed: true } }))).toBe(false);
+    expect(vmimSucceeded(undefined)).toBe(false);
+  });
+  it("a receiver has completed once its run strategy is restored, or its VMI runs without the target annotation", () => {
+    const receiver = vmFixture({ runStrategy: "WaitAsReceiver" });
+    const waiting = vmiFixture(receiver, { phase: "WaitingForSync" });
+    waiting.metadata.annotations = { "kubevirt.io/create-migration-target": "true" };
+    expect(receiverCompleted(receiver, waiting)).toBe(false);
+    const moved = vmiFixture(receiver);
+    moved.status!.migrationState = { completed: true, failed: false };
+    expect(receiverCompleted(receiver, moved)).toBe(true);
+    expect(receiverCompleted(vmFixture({ runStrategy: "Always" }), undefined)).toBe(true);
+    expect(receiverCompleted(undefined, moved)).toBe(false);
+  });
+  it("VM facts and progress", () => {
+    const vm = vmFixture();
+    expect(vmFacts(vm, vmiFixture(vm))).toEqual({ exists: true, runStrategy: "Always", printableStatus: "Running", vmiPhase: "Running", node: "a-node-1" });
+    expect(vmFacts(undefined, undefined)).toEqual({ exists: false });
+    expect(progressOf({ processedBytes: 10.4, totalBytes: 100, remainingBytes: -1 })).toEqual({ processedBytes: 10, totalBytes: 100, remainingBytes: 0 });
+    expect(progressOf(undefined)).toBeUndefined();
+  });
+});
