@@ -107,7 +107,7 @@ export class WorkQueue<K> {
   }
 
   private async run(key: K): Promise<void> {
-    let retry = false;
+    let retry: boolean;
     try {
       retry = (await this.o.process(key)) === "retry";
     } catch (e) {
