@@ -1,34 +1,16 @@
-// ferryctl's entry: run the command tree, print errors as one line (plus violations), exit 0 / 1 / 2.
+// ferryctl's entry (cli/bin/ferryctl.js imports it after registering tsx).
 import { readFileSync } from "node:fs";
-import { CommanderError } from "commander";
-import { BrokerCallError } from "./broker.js";
-import { CliError, EXIT_ERROR, EXIT_OK, EXIT_USAGE } from "./errors.js";
-import { buildProgram, type Io } from "./program.js";
+import type { Io } from "./program.js";
+import { run } from "./run.js";
 
-/** Runs ferryctl with `argv` (without node and script); resolves with the exit code. */
-export async function run(argv: string[], io: Io): Promise<number> {
-  const program = buildProgram(io);
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return EXIT_OK;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      // Help and version print to stdout and are not errors; commander already printed the rest.
-      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return EXIT_OK;
-      if (e.exitCode === 0) return EXIT_OK;
-      io.stderr.write("Run with --help for usage.\n");
-      return EXIT_USAGE;
-    }
-    const err = e instanceof BrokerCallError ? e.cli : e;
-    if (err instanceof CliError) {
-      io.stderr.write(`error: ${err.message}\n`);
-      for (const line of err.lines) io.stderr.write(`  ${line}\n`);
-      return err.exitCode;
-    }
-    io.stderr.write(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    return EXIT_ERROR;
-  }
-}
+// grpc-js passes the broker's host as TLS SNI even when it is an IP address, which Node flags as
+// DEP0123 on stderr; ferryctl still verifies the IP against the certificate, so drop that one warning.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const code = typeof rest[0] === "object" && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
+  if (code === "DEP0123") return;
+  (emitWarning as (...a: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
 
 const io: Io = {
   stdout: process.stdout,

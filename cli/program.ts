@@ -74,7 +74,7 @@ export function migrationRef(arg: string): GetMigrationRequest["migration"] {
 
 const outputOption = () => new Option("-o, --output <format>", "output format: json, yaml or wide").argParser((v) => v);
 
-export function buildProgram(io: Io): Command {
+export function buildProgram(io: Io): { program: Command; close: () => void } {
   const write = (s: string) => io.stdout.write(s);
   let connection: BrokerConnection | undefined;
   let configPath = "";
@@ -498,10 +498,7 @@ Examples:
       await submit({ object: doc }, doc, o);
     });
 
-  program.hook("postAction", () => {
-    connection?.close();
-  });
-  return program;
+  return { program, close: () => connection?.close() };
 }
 
 /** Whether a stored plan document is the one we would submit (both with defaults filled in). */
