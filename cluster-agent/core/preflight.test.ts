@@ -19,7 +19,7 @@ function observed(over: Partial<PreflightObserved> = {}): PreflightObserved {
     namespaceExists: true,
     pvcs: [pvcFixture("db-1-data", { size: "50Gi" })],
     dataVolumes: [],
-    secrets: [],
+    secrets: [{ metadata: { name: "db-1-userdata" } }],
     configMaps: [],
     storageClasses: ["standard", "fast"],
     networks: [{ namespace: "vms", name: "vlan100" }],
@@ -71,6 +71,15 @@ describe("preflight (pure)", () => {
     expect(issues.find((i) => i.code === "VmNotLiveMigratable")?.message).toContain("ShareableDisk");
     expect(preflightResult(issues).ok).toBe(false);
   });
+  it("a referenced Secret that does not exist cannot be copied", () => {
+    const issues = preflightIssues(req(), observed({ secrets: [] }));
+    expect(issues.map((i) => [i.code, i.field])).toEqual([["DependencyMissing", "spec.template.spec.volumes[2].cloudInitNoCloud.userDataSecretRef.name"]]);
+  });
+  it("within one cluster the source VM's own MACs are no collision", () => {
+    const same = req({ side: "target", target: { cluster: "a", namespace: "other", name: "db-1" }, sourceFacts: facts });
+    const vm = vmFixture();
+    expect(codes(same, observed({ vm: undefined, vmi: undefined, pvcs: [], secrets: [], vms: [vm], vmis: [vmiFixture(vm)] }))).toEqual([]);
+  });
   it("a stopped VM is pointed to the offline path; the offline path refuses a running one", () => {
     const issues = preflightIssues(req(), observed({ vmi: undefined }));
     expect(issues.map((i) => i.code)).toEqual(["VmNotRunning"]);
@@ -94,7 +103,7 @@ describe("preflight (pure)", () => {
     expect(codes({ ...r, storageMap: [] }, observed())).toEqual(["NoStorageChange"]);
   });
   it("target side: collisions, MACs, classes, networks, namespace, architecture, memory, size", () => {
-    const t = (o: Partial<PreflightObserved>, r: Partial<PreflightRequest> = {}) => codes(req({ side: "target", cluster: "b", sourceFacts: facts, ...r }), observed({ vm: undefined, vmi: undefined, pvcs: [], ...o }));
+    const t = (o: Partial<PreflightObserved>, r: Partial<PreflightRequest> = {}) => codes(req({ side: "target", cluster: "b", sourceFacts: facts, ...r }), observed({ vm: undefined, vmi: undefined, pvcs: [], secrets: [], ...o }));
     expect(t({})).toEqual([]);
     expect(t({ namespaceExists: false })).toEqual(["TargetNamespaceMissing"]);
     expect(t({ vm: vmFixture() })).toEqual(["TargetNameCollision"]);
@@ -105,6 +114,7 @@ describe("preflight (pure)", () => {
     small.spec.storage!.resources!.requests!.storage = "1Gi";
     expect(t({ dataVolumes: [small] })).toEqual(["DestinationTooSmall"]);
     expect(t({ secrets: [{ metadata: { name: "db-1-userdata" } }] })).toEqual(["DependencyCollision"]);
+    expect(t({ secrets: [{ metadata: { name: "db-1-userdata", labels: { "app.kubernetes.io/managed-by": "ferry" } } }] })).toEqual([]);
     expect(t({ storageClasses: ["standard"] })).toEqual(["StorageClassMissingOnTarget"]);
     expect(t({}, { storageMap: [] })).toEqual([]);
     expect(t({ storageClasses: ["fast"] }, { storageMap: [] })).toEqual(["StorageClassUnmapped"]);

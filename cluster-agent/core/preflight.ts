@@ -7,7 +7,7 @@ import { sourceVolumesOf, storageMappingFor, volumeMoves } from "./build.js";
 import { condition, type DataVolume, type KubeObj, type KubeVirtCr, type Node, type Pvc, type VirtualMachine, type VirtualMachineInstance } from "./kube.js";
 import { isFerryManaged, MIGRATION_LABEL } from "./names.js";
 import { parseQuantity, quantityBytes } from "./quantity.js";
-import { CLAIM_KINDS, migrationBlockers, vmInterfaces, vmVolumes } from "./vm.js";
+import { CLAIM_KINDS, migrationBlockers, vmDependencies, vmInterfaces, vmVolumes } from "./vm.js";
 
 /** What the shell read for one preflight (namespaced lists are of the namespace the side acts in). */
 export interface PreflightObserved {
@@ -108,6 +108,12 @@ export function preflightIssues(req: PreflightRequest, observed: PreflightObserv
     if (live) {
       for (const b of migrationBlockers(vm, running ? vmi : undefined)) {
         add("error", "VmNotLiveMigratable", "spec.template.spec", `VM ${src} cannot be live-migrated: ${b.reason}: ${b.message}`, "remove what blocks live migration (see the message), or stop the VM and move it with the offline path within its cluster");
+      }
+    }
+    for (const dep of vmDependencies(vm)) {
+      const list = dep.kind === "Secret" ? observed.secrets : observed.configMaps;
+      if (!list.some((o) => o.metadata.name === dep.name)) {
+        add("error", "DependencyMissing", dep.field, `VM ${src} refers to ${dep.kind} ${req.source.namespace}/${dep.name}, which does not exist; ferry copies it to the target and cannot`, `create ${dep.kind} ${req.source.namespace}/${dep.name} or remove the reference from the VM`);
       }
     }
     const volumes = vmVolumes(vm, vmi, observed);
@@ -222,7 +228,10 @@ export function preflightIssues(req: PreflightRequest, observed: PreflightObserv
     });
     const macs = new Set(facts.macAddresses);
     const seen = new Set<string>();
+    // Within one cluster the source VM itself is not a collision (it leaves as the receiver arrives).
+    const isSource = (o: KubeObj) => req.source.cluster === req.target.cluster && o.metadata.namespace === req.source.namespace && o.metadata.name === req.source.name;
     for (const other of observed.vms) {
+      if (isSource(other)) continue;
       for (const i of vmInterfaces(other)) {
         if (i.macAddress && macs.has(i.macAddress) && !seen.has(i.macAddress)) {
           seen.add(i.macAddress);
@@ -231,6 +240,7 @@ export function preflightIssues(req: PreflightRequest, observed: PreflightObserv
       }
     }
     for (const vmi of observed.vmis) {
+      if (isSource(vmi)) continue;
       for (const i of vmi.status?.interfaces ?? []) {
         const mac = i.mac?.toLowerCase();
         if (mac && macs.has(mac) && !seen.has(mac)) {
