@@ -114,6 +114,11 @@ describe("decentralized live migration driven by the executors", () => {
     const ready = await until(eb, prepare, (s) => s.step === "ReceiverReady" || s.step === "Failed");
     const send: Task = { ...base("m2"), role: "source", action: "send", connectUrl: ready.syncAddress! };
     expect((await until(ea, send, (s) => s.step === "Migrating" || s.step === "Failed")).step).toBe("Migrating");
+    // a restarted agent (new executor) continues: no second sendTo VMIM, no write at all
+    const ctl = w.controlClient();
+    const mark = (await ctl.requests("a", { limit: 1 })).last;
+    expect((await executor(w, "a").reconcile(send)).step).toBe("Migrating");
+    expect((await ctl.requests("a", { since: mark })).requests.filter((q) => !["get", "list", "watch"].includes(q.verb))).toEqual([]);
     const abortT: Task = { ...base("m2"), role: "target", action: "abort" };
     const abortS: Task = { ...base("m2"), role: "source", action: "abort" };
     expect((await until(ea, abortS, (s) => s.step === "Aborted")).step).toBe("Aborted");

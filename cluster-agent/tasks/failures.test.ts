@@ -49,6 +49,18 @@ describe("failures", () => {
     expect(source.step).toBe("Failed");
     expect(source.error?.code).toBe("MigrationFailed");
     expect(await running("a", "web-1")).toBe(true);
+
+    // The user guide's retry: abort both sides (VMIMs and the receiver go), then attempt 2 succeeds.
+    expect((await until(ea, { ...base("f1"), role: "source", action: "abort" }, (s) => s.step === "Aborted")).step).toBe("Aborted");
+    expect((await until(eb, { ...base("f1"), role: "target", action: "abort" }, (s) => s.step === "Aborted")).step).toBe("Aborted");
+    await control("/sim/v1/clusters/a/kubevirt/dirty-rate", { namespace: "vms", vmi: "web-1", rate: 1024 * 1024 });
+    const prepare2 = { ...prepare, ...base("f1", 2) };
+    const ready2 = await until(eb, prepare2, (s) => s.step === "ReceiverReady" || s.step === "Failed");
+    expect(ready2.step).toBe("ReceiverReady");
+    const send2: Task = { ...base("f1", 2), role: "source", action: "send", connectUrl: ready2.syncAddress! };
+    const done2 = await until(eb, prepare2, (s) => s.step === "Succeeded" || s.step === "Failed", 60_000, () => ea.reconcile(send2));
+    expect(done2.step).toBe("Succeeded");
+    expect(done2.attempt).toBe(2);
   }, 120_000);
 
   it("a request the API server refuses fails the task with the API's words; a transient error keeps the step and retries", async () => {
