@@ -61,6 +61,12 @@ describe("failures", () => {
     const done2 = await until(eb, prepare2, (s) => s.step === "Succeeded" || s.step === "Failed", 60_000, () => ea.reconcile(send2));
     expect(done2.step).toBe("Succeeded");
     expect(done2.attempt).toBe(2);
+    // cleanup of earlier attempts keeps the moved VM; finalize delete removes the source VM
+    expect((await until(eb, { ...base("f1", 2), role: "target", action: "cleanup" }, (s) => s.step === "CleanedUp" || s.step === "Failed")).step).toBe("CleanedUp");
+    expect(await running("b", "web-1")).toBe(true);
+    await until(ea, send2, (s) => s.step === "Succeeded");
+    expect((await until(ea, { ...base("f1", 2), role: "source", action: "finalize", sourcePolicy: "delete" }, (s) => s.step === "Finalized" || s.step === "Failed")).step).toBe("Finalized");
+    expect(await kube(w, "a").get({ apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", namespace: "vms", name: "web-1" })).toBeUndefined();
   }, 120_000);
 
   it("a request the API server refuses fails the task with the API's words; a transient error keeps the step and retries", async () => {
@@ -82,6 +88,18 @@ describe("failures", () => {
     await ctl.clearFaults("b");
     expect((await until(eb, prepare, (s) => s.step === "ReceiverReady" || s.step === "Failed")).step).toBe("ReceiverReady");
   }, 120_000);
+
+  it("without trust the VMIMs report decentralizedMigrationBlocked with the TLS error", async () => {
+    w = await world();
+    const [ea, eb] = [executor(w, "a"), executor(w, "b")];
+    await waitFor("source running", () => running("a", "web-1"));
+    const prepare = await prepareTask("f4");
+    const ready = await until(eb, prepare, (s) => s.step === "ReceiverReady" || s.step === "Failed");
+    const send: Task = { ...base("f4"), role: "source", action: "send", connectUrl: ready.syncAddress! };
+    const blocked = await until(ea, send, (s) => s.vmim?.conditions.some((c) => c.type === "decentralizedMigrationBlocked") === true);
+    expect(blocked.step).toBe("Sending");
+    expect(blocked.vmim?.conditions.find((c) => c.type === "decentralizedMigrationBlocked")?.message).toContain("x509");
+  }, 60_000);
 
   it("a deadline that passes before completion reports DeadlineExceeded", async () => {
     w = await world();
