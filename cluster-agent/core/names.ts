@@ -13,6 +13,8 @@ export const MIGRATION_TARGET_ANNOTATION = "kubevirt.io/create-migration-target"
 export const VOLUME_UPDATE_MIGRATION_LABEL = "kubevirt.io/volume-update-migration";
 /** On the source VM: the migrationID of the sendTo VMIM ferry saw created (tells "gone after success" from "never sent"). */
 export const SENT_ANNOTATION = "ferry.dev/sent-migration-id";
+/** On the receiver VM: the migrationID of the receive VMIM ferry saw created (tells "deleted under us" from "not created yet"). */
+export const RECEIVING_ANNOTATION = "ferry.dev/receiving-migration-id";
 /** On a VM whose volumes ferry swapped: JSON of the original volumes, so abort can revert them exactly. */
 export const ORIGINAL_VOLUMES_ANNOTATION = "ferry.dev/original-volumes";
 /** On a VM whose volumes ferry swapped: the migration that swapped them. */

@@ -142,5 +142,10 @@ describe("decentralized live migration driven by the executors", () => {
     const writes = (await ctl.requests("b", { since: mark })).requests.filter((q) => q.verb !== "get" && q.verb !== "list" && q.verb !== "watch");
     expect(writes).toEqual([]);
     expect((await ferryObjects("b", "m3")).sort()).toEqual(["ferry-receive-m3-1", "web-1", "web-1-rootdisk"]);
+    // the receive VMIM deleted under ferry (a cancel from the source side, or by hand): Failed, never re-created
+    await kube(w, "b").delete({ apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstanceMigration", namespace: "vms", name: "ferry-receive-m3-1" });
+    const gone = await until(executor(w, "b"), prepare, (s) => s.step === "Failed");
+    expect(gone.error?.code).toBe("ReceiveVmimDeleted");
+    expect(await kube(w, "b").get({ apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstanceMigration", namespace: "vms", name: "ferry-receive-m3-1" })).toBeUndefined();
   }, 120_000);
 });

@@ -3,7 +3,7 @@
 import type { Task, TaskStatus } from "../../proto/bus/index.js";
 import { blankDataVolume, dependencyCopy, receiverVm, receiveVmim, sendVmim, type PrepareTask, type SendTask } from "../core/build.js";
 import type { DataVolume, KubeObj, VirtualMachine, VirtualMachineInstance, Vmim } from "../core/kube.js";
-import { attemptOf, ferryLabels, isFerryManaged, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ownedBy, receiveVmimName, SENT_ANNOTATION, sendVmimName } from "../core/names.js";
+import { attemptOf, ferryLabels, isFerryManaged, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ownedBy, RECEIVING_ANNOTATION, receiveVmimName, SENT_ANNOTATION, sendVmimName } from "../core/names.js";
 import { receiverCompleted, stepForVmim, vmFacts, vmimFailed, vmimFailure, vmimStatus, vmimSucceeded } from "../core/status.js";
 import { runStrategyOf } from "../core/vm.js";
 import { DV, listOwned, readKubeVirt, readVm, Report, VM, VMIM, type Ctx } from "./context.js";
@@ -35,6 +35,9 @@ export async function targetPrepare(ctx: Ctx, task: PrepareTask, r: Report): Pro
   }
   if (vmim) {
     const status = vmimStatus(vmim);
+    if (vm && vm.metadata.annotations?.[RECEIVING_ANNOTATION] !== task.migrationId) {
+      await ctx.kube.mergePatch({ apiVersion: vm.apiVersion, kind: vm.kind, metadata: { name, namespace, annotations: { [RECEIVING_ANNOTATION]: task.migrationId } } });
+    }
     if (vmimFailed(vmim)) return r.failed(vmimFailure(vmim, "target"), { vmim: status, vm: facts() });
     const phase = vmim.status?.phase ?? "";
     const syncAddress = vmim.status?.synchronizationAddresses?.[0] ?? (await readKubeVirt(ctx))?.status?.synchronizationAddresses?.[0];
@@ -42,6 +45,16 @@ export async function targetPrepare(ctx: Ctx, task: PrepareTask, r: Report): Pro
     return r.done(step, { vmim: status, vm: facts(), ...(syncAddress ? { syncAddress } : {}) });
   }
 
+  if (vm?.metadata.annotations?.[RECEIVING_ANNOTATION] === task.migrationId) {
+    // The receive VMIM existed and is gone while the receiver still waits: cancelled (by the source side or by hand).
+    const ms = vmi?.status?.migrationState;
+    return r.fail(
+      "ReceiveVmimDeleted",
+      `the receive VMIM ${namespace}/${receiveVmimName(task.migrationId)} was deleted before the migration completed${ms?.failed ? ` (the receiver VMI reports a failed migration: ${ms.failureReason ?? "no reason given"})` : ""}`,
+      "abort this attempt (ferry deletes the receiver) and retry",
+      { vm: facts() },
+    );
+  }
   // Nothing of the receive VMIM yet: build what is missing, in order.
   const labels = ferryLabels(task);
   if (!(await ctx.kube.get({ apiVersion: "v1", kind: "Namespace", name: namespace }))) {
@@ -82,6 +95,7 @@ export async function targetPrepare(ctx: Ctx, task: PrepareTask, r: Report): Pro
   }
   if (vmi?.status?.phase !== "WaitingForSync") return r.done("WaitingForReceiver", { vm: facts() });
   await ctx.kube.create(receiveVmim(task));
+  await ctx.kube.mergePatch({ apiVersion: vm.apiVersion, kind: vm.kind, metadata: { name, namespace, annotations: { [RECEIVING_ANNOTATION]: task.migrationId } } });
   const created = await ctx.kube.get<Vmim>(VMIM(namespace, receiveVmimName(task.migrationId)));
   const syncAddress = created?.status?.synchronizationAddresses?.[0] ?? (await readKubeVirt(ctx))?.status?.synchronizationAddresses?.[0];
   return r.done("ReceiverReady", { vm: facts(), ...(created ? { vmim: vmimStatus(created) } : {}), ...(syncAddress ? { syncAddress } : {}) });
@@ -121,6 +135,7 @@ export async function sourceSend(ctx: Ctx, task: SendTask, r: Report): Promise<T
     return r.fail("VmNotRunning", `source VM ${namespace}/${name} is not running (VMI ${vmi ? `phase ${vmi.status?.phase ?? "unknown"}` : "absent"})`, "start the VM to live-migrate it, or move it stopped with the offline path", { vm: facts() });
   }
   await ctx.kube.create(sendVmim(task));
+  await ctx.kube.mergePatch({ apiVersion: vm.apiVersion, kind: vm.kind, metadata: { name, namespace, annotations: { [SENT_ANNOTATION]: task.migrationId } } });
   const created = await ctx.kube.get<Vmim>(VMIM(namespace, vmimName));
   return r.done("Sending", { vm: facts(), ...(created ? { vmim: vmimStatus(created) } : {}) });
 }
