@@ -50,6 +50,11 @@ describe("receiver VM", () => {
     expect(vm.spec.dataVolumeTemplates).toBeUndefined();
     expect(spec.volumes?.map((v) => v.dataVolume?.name ?? v.persistentVolumeClaim?.claimName ?? null)).toEqual(["db-1-rootdisk", "db-1-data", null]);
   });
+  it("matches a map entry written <name> or <ns>/<name> against either form in the VM", () => {
+    const task = prepare();
+    task.networkMap = [{ source: "vlan100", target: "prod/vlan200" }];
+    expect(receiverVm(task).spec.template.spec.networks?.[1]).toEqual({ name: "vlan100", multus: { networkName: "prod/vlan200" } });
+  });
   it("remaps networks both ways (multus → pod, pod → multus)", () => {
     expect(vm.spec.template.spec.networks).toEqual([
       { name: "default", multus: { networkName: "prod/flat" } },

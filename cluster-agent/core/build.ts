@@ -36,14 +36,25 @@ export function storageMappingFor(storageMap: readonly StorageMapping[], storage
   return storageClass === undefined ? undefined : storageMap.find((m) => m.source === storageClass);
 }
 
-/** Target network of a source network under the map (unmapped: unchanged). */
-export function mapNetworkName(networkMap: readonly NetworkMapping[], network: string): string {
-  return networkMap.find((m) => m.source === network)?.target ?? network;
+/** `<ns>/<name>` of a Multus network name written `<name>` in a VM of namespace `namespace`; `pod` stays `pod`. */
+export function qualifyNetwork(network: string, namespace: string): string {
+  return network === POD_NETWORK || network.includes("/") ? network : `${namespace}/${network}`;
 }
 
-function remapNetwork(network: Network, networkMap: readonly NetworkMapping[]): Network {
+/** The network map entry for a VM network, whichever form (`<name>` or `<ns>/<name>`) either side is written in. */
+export function networkMappingFor(networkMap: readonly NetworkMapping[], network: string, namespace: string): NetworkMapping | undefined {
+  const want = qualifyNetwork(network, namespace);
+  return networkMap.find((m) => m.source === network) ?? networkMap.find((m) => qualifyNetwork(m.source, namespace) === want);
+}
+
+/** Target network of a source network under the map (unmapped: unchanged). */
+export function mapNetworkName(networkMap: readonly NetworkMapping[], network: string, namespace: string): string {
+  return networkMappingFor(networkMap, network, namespace)?.target ?? network;
+}
+
+function remapNetwork(network: Network, networkMap: readonly NetworkMapping[], namespace: string): Network {
   const source = network.multus?.networkName ?? POD_NETWORK;
-  const target = mapNetworkName(networkMap, source);
+  const target = mapNetworkName(networkMap, source, namespace);
   if (target === source) return structuredClone(network);
   const { pod: _pod, multus, ...rest } = structuredClone(network);
   if (target === POD_NETWORK) return { ...rest, pod: {} };
@@ -64,7 +75,7 @@ export function receiverVm(task: PrepareTask): VirtualMachine {
   delete spec.updateVolumesStrategy;
   delete spec.dataVolumeTemplates;
   spec.runStrategy = "WaitAsReceiver";
-  spec.template.spec.networks = (spec.template.spec.networks ?? []).map((n) => remapNetwork(n, task.networkMap));
+  spec.template.spec.networks = (spec.template.spec.networks ?? []).map((n) => remapNetwork(n, task.networkMap, source.metadata.namespace ?? task.source.namespace));
   return {
     apiVersion: KUBEVIRT_API,
     kind: "VirtualMachine",

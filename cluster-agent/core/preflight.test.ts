@@ -80,6 +80,10 @@ describe("preflight (pure)", () => {
     const vm = vmFixture();
     expect(codes(same, observed({ vm: undefined, vmi: undefined, pvcs: [], secrets: [], vms: [vm], vmis: [vmiFixture(vm)] }))).toEqual([]);
   });
+  it("a network is mapped whether the map says vlan100 or vms/vlan100; unmapped it is a warning", () => {
+    expect(codes(req({ networkMap: [{ source: "vlan100", target: "vlan100" }] }), observed())).toEqual([]);
+    expect(preflightIssues(req({ networkMap: [] }), observed()).map((i) => `${i.severity}:${i.code}`)).toEqual(["warning:NetworkUnmapped"]);
+  });
   it("a stopped VM is pointed to the offline path; the offline path refuses a running one", () => {
     const issues = preflightIssues(req(), observed({ vmi: undefined }));
     expect(issues.map((i) => i.code)).toEqual(["VmNotRunning"]);

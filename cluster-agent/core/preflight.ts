@@ -3,7 +3,7 @@
 import type { Issue, PreflightRequest, PreflightResult } from "../../proto/bus/index.js";
 import { BUS_API_VERSION } from "../../proto/bus/index.js";
 import { POD_NETWORK } from "../../proto/names.js";
-import { sourceVolumesOf, storageMappingFor, volumeMoves } from "./build.js";
+import { networkMappingFor, sourceVolumesOf, storageMappingFor, volumeMoves } from "./build.js";
 import { condition, type DataVolume, type KubeObj, type KubeVirtCr, type Node, type Pvc, type VirtualMachine, type VirtualMachineInstance } from "./kube.js";
 import { isFerryManaged, MIGRATION_LABEL } from "./names.js";
 import { parseQuantity, quantityBytes } from "./quantity.js";
@@ -130,7 +130,7 @@ export function preflightIssues(req: PreflightRequest, observed: PreflightObserv
     });
     if (decentralized) {
       vmInterfaces(vm, vmi).forEach((iface, i) => {
-        if (iface.network === POD_NETWORK || req.networkMap.some((m) => m.source === iface.network)) return;
+        if (iface.network === POD_NETWORK || networkMappingFor(req.networkMap, iface.network, req.source.namespace)) return;
         add("warning", "NetworkUnmapped", `spec.template.spec.networks[${i}]`, `interface ${iface.name} of VM ${src} uses network "${iface.network}", which the network map does not map; the target must have a NetworkAttachmentDefinition of that name`, `add a networkMap entry {source: ${iface.network}, target: <a network of ${req.target.cluster}>}`);
       });
     }
