@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { VmimStatus } from "../../proto/bus/index.js";
 import { vmFixture, vmiFixture, vmimFixture } from "./fixtures.js";
-import { blockedCondition, progressOf, receiverCompleted, stepForVmim, vmFacts, vmimFailure, vmimStatus, vmimSucceeded } from "./status.js";
+import { blockedCondition, progressFromMetrics, progressOf, receiverCompleted, stepForVmim, vmFacts, vmimFailure, vmimStatus, vmimSucceeded } from "./status.js";
 
 const vmim = (phase: string, extra: Record<string, unknown> = {}) => vmimFixture("ferry-send-m1-1", "vms", { vmiName: "web-1", sendTo: { migrationID: "m1-1", connectURL: "1.2.3.4:9185" } }, { phase, ...extra });
 
@@ -58,6 +58,17 @@ describe("status derivation", () => {
     expect(receiverCompleted(receiver, moved)).toBe(true);
     expect(receiverCompleted(vmFixture({ runStrategy: "Always" }), undefined)).toBe(true);
     expect(receiverCompleted(undefined, moved)).toBe(false);
+  });
+  it("reads a VMI's progress from virt-handler's metrics text", () => {
+    const text = [
+      "# TYPE kubevirt_vmi_migration_data_processed_bytes gauge",
+      'kubevirt_vmi_migration_data_processed_bytes{name="web-1",namespace="vms",node="n1"} 1073741824',
+      'kubevirt_vmi_migration_data_bytes_total{name="web-1",namespace="vms",node="n1"} 4294967296',
+      'kubevirt_vmi_migration_data_remaining_bytes{name="web-1",namespace="vms",node="n1"} 3221225472',
+      'kubevirt_vmi_migration_data_processed_bytes{name="db-1",namespace="vms",node="n1"} 5',
+    ].join("\n");
+    expect(progressFromMetrics(text, "vms", "web-1")).toEqual({ processedBytes: 2 ** 30, totalBytes: 2 ** 32, remainingBytes: 3 * 2 ** 30 });
+    expect(progressFromMetrics(text, "vms", "nope")).toBeUndefined();
   });
   it("VM facts and progress", () => {
     const vm = vmFixture();

@@ -144,3 +144,27 @@ export function progressOf(sample: ProgressSample | undefined): TaskStatus["prog
 export function agentError(code: string, message: string, fix: string): AgentError {
   return { code, message: clip(message), fix: clip(fix) };
 }
+
+/**
+ * Progress of one VMI's migration from virt-handler's Prometheus text (kubevirt_vmi_migration_data_*
+ * series labelled namespace/name, source side only); undefined when the text has none for it.
+ */
+export function progressFromMetrics(text: string, namespace: string, name: string): ProgressSample | undefined {
+  const values = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^(kubevirt_vmi_migration_[a-z_]+)\{([^}]*)\}\s+([0-9.eE+-]+)/.exec(line);
+    if (!m) continue;
+    const labels = Object.fromEntries([...m[2]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
+    if (labels.namespace === namespace && labels.name === name) values.set(m[1]!, Number(m[3]));
+  }
+  const processed = values.get("kubevirt_vmi_migration_data_processed_bytes");
+  if (processed === undefined) return undefined;
+  const sample: ProgressSample = { processedBytes: processed };
+  const total = values.get("kubevirt_vmi_migration_data_bytes_total");
+  const remaining = values.get("kubevirt_vmi_migration_data_remaining_bytes");
+  const rate = values.get("kubevirt_vmi_migration_memory_transfer_rate_bytes");
+  if (total !== undefined) sample.totalBytes = total;
+  if (remaining !== undefined) sample.remainingBytes = remaining;
+  if (rate !== undefined) sample.dataRateBytesPerSecond = rate;
+  return sample;
+}
