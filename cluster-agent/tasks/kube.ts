@@ -3,6 +3,7 @@
 // (404 → undefined, 409 on create → "already there", other failures → KubeError with the object named).
 import { ApiException, type KubeConfig, KubernetesObjectApi, type KubernetesObject, PatchStrategy } from "@kubernetes/client-node";
 import type { KubeObj } from "../core/kube.js";
+import { objectPatch } from "../core/patch.js";
 
 /** A failed API call: `transient` for 429/5xx/network (retry), otherwise the request was refused. */
 export class KubeError extends Error {
@@ -107,13 +108,12 @@ export class Kube {
     }
   }
 
-  /** PUT of a read-modified object (409 on a stale resourceVersion: retried on the next reconcile). */
-  async replace<T extends KubeObj>(obj: T): Promise<T> {
-    try {
-      return plain<T>(await this.api.replace(structuredClone(obj) as KubernetesObject));
-    } catch (e) {
-      throw describe("update", refName({ kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name }), e);
-    }
+  /** Patches `before` into `after` (a merge patch of the difference, guarded by before's resourceVersion); false when equal. */
+  async patchTo<T extends KubeObj>(before: T, after: T): Promise<boolean> {
+    const patch = objectPatch(before, after);
+    if (!patch) return false;
+    await this.mergePatch(patch as KubeObj);
+    return true;
   }
 
   /** JSON merge patch (`patch` carries apiVersion, kind, metadata.name/namespace and the fields to set; null deletes). */

@@ -87,7 +87,7 @@ export async function moveVolumes(ctx: Ctx, task: MoveTask, r: Report): Promise<
   }
   const total = moves.reduce((s, m) => s + m.source.sizeBytes, 0);
   if (!ready) return r.status(live ? {} : { progress: { processedBytes: progress, totalBytes: total } });
-  await ctx.kube.replace(swapVolumes(vm, moves, task.migrationUid, live));
+  await ctx.kube.patchTo(vm, swapVolumes(vm, moves, task.migrationUid, live));
   return r.done(live ? "Migrating" : "Succeeded", { vm: facts() });
 }
 
@@ -108,7 +108,7 @@ export async function finalizeMove(ctx: Ctx, task: MoveFinalize, r: Report): Pro
       await ctx.kube.delete({ apiVersion: "v1", kind: "PersistentVolumeClaim", namespace, name: c });
     }
   }
-  await ctx.kube.replace(forgetSwap(vm));
+  await ctx.kube.patchTo(vm, forgetSwap(vm));
   return r.done("Finalized");
 }
 
@@ -127,12 +127,12 @@ export async function undoMove(ctx: Ctx, task: MoveUndo, r: Report): Promise<Tas
     // The volumes moved already: keep them (like a target that completed), report success.
     if (done && !volumesReverted(vm)) return r.done("Succeeded", { vm: facts });
     if (!volumesReverted(vm)) {
-      await ctx.kube.replace(revertVolumes(vm));
+      await ctx.kube.patchTo(vm, revertVolumes(vm));
       return r.status({ vm: facts });
     }
     const settled = !vmi || (!(vmi.status?.migratedVolumes?.length) && condition(vmi, "VolumesChange")?.status !== "True" && [...vmiClaims(vmi)].every((c) => !destinations.includes(c)));
     if (!settled) return r.status({ vm: facts });
-    await ctx.kube.replace(forgetSwap(vm));
+    await ctx.kube.patchTo(vm, forgetSwap(vm));
     return r.status({ vm: facts });
   }
   const used = new Set([...(vm?.spec.template.spec.volumes ?? []).map(claimName), ...vmiClaims(vmi)]);
