@@ -18,7 +18,7 @@ describe("merge patches", () => {
     for (let i = 1; i < steps.length; i++) {
       const patch = objectPatch(steps[i - 1]!, steps[i]!);
       expect(patch?.metadata).toMatchObject({ name: "db-1", namespace: "vms", resourceVersion: "42" });
-      const applied = applyMergePatch(steps[i - 1], patch as never) as typeof vm;
+      const applied = applyMergePatch(steps[i - 1], patch) as typeof vm;
       expect({ ...applied, metadata: { ...applied.metadata, resourceVersion: "42" } }).toEqual(steps[i]);
     }
     expect(objectPatch(vm, structuredClone(vm))).toBeUndefined();

@@ -112,7 +112,7 @@ export class Kube {
   async patchTo<T extends KubeObj>(before: T, after: T): Promise<boolean> {
     const patch = objectPatch(before, after);
     if (!patch) return false;
-    await this.mergePatch(patch as KubeObj);
+    await this.mergePatch(patch);
     return true;
   }
 
