@@ -149,3 +149,23 @@ describe("decentralized live migration driven by the executors", () => {
     expect(await kube(w, "b").get({ apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstanceMigration", namespace: "vms", name: "ferry-receive-m3-1" })).toBeUndefined();
   }, 120_000);
 });
+
+describe("decentralized live migration within one cluster", () => {
+  it("moves a VM to another namespace of the same cluster (preflight counts no MAC collision with the source itself)", async () => {
+    w = await world();
+    const ea = executor(w, "a");
+    await waitFor("source running", () => vmRunning("a", "web-1"));
+    const d = await ea.describeVm(describeRequest("a", "vms", "web-1"));
+    const target = { cluster: "a", namespace: "moved", name: "web-1" };
+    const tgt = await ea.preflight(preflightRequest({ cluster: "a", side: "target", target, sourceFacts: d.sourceFacts }));
+    expect(tgt.issues.map((i) => i.code)).toEqual(["TargetNamespaceMissing"]);
+    const prepare: Task = { ...base("x1", 1, { cluster: "a", namespace: "vms", name: "web-1" }, target), role: "target", action: "prepare", storageMap: [], networkMap: [], sourceVm: { manifest: d.vm, dependencies: d.dependencies, volumes: d.sourceFacts.volumes } };
+    const ready = await until(ea, prepare, (s) => s.step === "ReceiverReady" || s.step === "Failed");
+    expect(ready.step).toBe("ReceiverReady");
+    const send: Task = { ...base("x1", 1, { cluster: "a", namespace: "vms", name: "web-1" }, target), role: "source", action: "send", connectUrl: ready.syncAddress! };
+    const done = await until(ea, prepare, (s) => s.step === "Succeeded" || s.step === "Failed", 60_000, () => ea.reconcile(send));
+    expect(done.step).toBe("Succeeded");
+    await waitFor("moved VMI running", async () => (await kube(w!, "a").get<VirtualMachineInstance>({ apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", namespace: "moved", name: "web-1" }))?.status?.phase === "Running");
+    expect((await until(ea, send, (s) => s.step === "Succeeded" || s.step === "Failed")).step).toBe("Succeeded");
+  }, 120_000);
+});
