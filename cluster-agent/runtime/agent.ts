@@ -18,7 +18,6 @@ import { BUS_API_VERSION, type Hello, type Inventory, type Message, type Status,
 import { readBootstrapToken, type AgentConfig } from "../config.js";
 import { MIGRATION_LABEL, type ExecutorOptions, type TaskExecutor } from "../executor.js";
 import { activeKubeVirt, buildInventory, KUBEVIRT_CA_CONFIGMAP, type InventoryBody, type Obj, type Snapshot } from "../inventory/build.js";
-import type { KubeVirtCR } from "../inventory/kubevirt.js";
 import { startHttpServer, type Check, type HttpServer } from "./http.js";
 import { busCredentials, errText, IdentityManager, type Identity } from "./identity.js";
 import { AgentMetrics } from "./metrics.js";
