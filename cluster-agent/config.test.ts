@@ -41,7 +41,7 @@ describe("agent config", () => {
   it("file < env < flags; paths relative to the file; --kubeconfig selects the mode", () => {
     const { config } = load(["--config", "/etc/ferry/agent.yaml", "--heartbeat-seconds", "3", "--nats-url", "tls://a:4222,tls://b:4222"], {
       FERRY_HEARTBEAT_SECONDS: "9",
-      FERRY_CLUSTER: "west",
+      FERRY_CLUSTER_NAME: "west",
       FERRY_LOG_LEVEL: "debug",
     });
     expect(config.cluster).toBe("west");
@@ -65,8 +65,8 @@ describe("agent config", () => {
     expect(text).toMatch(/http\.listn: unknown field "listn"; did you mean "listen"/);
     const fromFlag = configError(() => load(["--cluster", "east", "--in-cluster", "--broker", "h:1", "--heartbeat-seconds", "soon"]));
     expect(fromFlag.message).toMatch(/timings\.heartbeatSeconds: .*number of seconds.*\(from flag --heartbeat-seconds\)/);
-    const fromEnv = configError(() => load(["--cluster", "east", "--in-cluster", "--broker", "h:1"], { FERRY_NAMESPACE: "Bad NS" }));
-    expect(fromEnv.message).toMatch(/credentials\.namespace: .*must be a Kubernetes name.*\(from env FERRY_NAMESPACE\)/);
+    const fromEnv = configError(() => load(["--cluster", "east", "--in-cluster", "--broker", "h:1"], { FERRY_CREDENTIALS_NAMESPACE: "Bad NS" }));
+    expect(fromEnv.message).toMatch(/credentials\.namespace: .*must be a Kubernetes name.*\(from env FERRY_CREDENTIALS_NAMESPACE\)/);
   });
 
   it("missing essentials and unknown flags are usage errors that say what to set", () => {
@@ -78,7 +78,7 @@ describe("agent config", () => {
     const unknown = configError(() => load(["--clustr", "x"]));
     expect(unknown.usage).toBe(true);
     expect(unknown.message).toMatch(/clustr/);
-    expect(configError(() => load(["--cluster", "a", "--broker", "h:1", "--in-cluster", "--kubeconfig", "/k"])).message).toMatch(/exclude each other/);
+    expect(configError(() => load(["--cluster", "a", "--broker", "h:1", "--in-cluster", "--kubeconfig", "/k"])).message).toMatch(/--in-cluster excludes --kubeconfig/);
     expect(configError(() => load(["--cluster", "a", "--broker", "h:1"], { FERRY_IN_CLUSTER: "maybe" })).message).toMatch(/FERRY_IN_CLUSTER.*true or false/);
     expect(load(["--help"]).help).toBe(true);
     expect(USAGE).toMatch(/FERRY_BOOTSTRAP_TOKEN_FILE/);

@@ -96,7 +96,7 @@ export function makeKubeConfig(config: AgentConfig): KubeConfig {
 type AnyObj = KubernetesObject & Obj;
 
 export async function startAgent(config: AgentConfig, opts: AgentOptions): Promise<AgentHandle> {
-  const log = (opts.logger ?? pino({ level: config.logLevel })).child({ cluster: config.cluster });
+  const log = (opts.logger ?? pino({ level: config.logLevel })).child({ cluster: config.cluster, ...(config.identity ? { identity: config.identity } : {}) });
   const now = opts.now ?? (() => new Date());
   const kc = opts.kubeConfig ?? makeKubeConfig(config);
   const metrics = new AgentMetrics();
@@ -193,8 +193,8 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
       kubevirts: reflect("kubevirts", "/apis/kubevirt.io/v1/kubevirts", custom("kubevirt.io", "v1", "kubevirts"), onInventoryChange),
       caConfigMaps: reflect(
         "configmaps/kubevirt-ca",
-        "/api/v1/configmaps",
-        () => core.listConfigMapForAllNamespaces({ fieldSelector: `metadata.name=${KUBEVIRT_CA_CONFIGMAP}` }) as Promise<KubernetesListObject<AnyObj>>,
+        `/api/v1/namespaces/${config.kubevirtNamespace}/configmaps`,
+        () => core.listNamespacedConfigMap({ namespace: config.kubevirtNamespace, fieldSelector: `metadata.name=${KUBEVIRT_CA_CONFIGMAP}` }) as Promise<KubernetesListObject<AnyObj>>,
         () => {
           onInventoryChange();
           if (book.trustRequest.length) queue.add(TRUST_KEY);
