@@ -147,8 +147,11 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
 
     // ---- bus
     const bus = await connectBus({ ...busCredentials(identity, config.natsUrls), logger: log.child({ part: "bus" }) });
-    busConnected = true;
-    metrics.busConnected.set(1);
+    const setConnected = (up: boolean) => {
+      busConnected = up && !bus.nc.isClosed();
+      metrics.busConnected.set(busConnected ? 1 : 0);
+    };
+    setConnected(true);
     cleanups.push(async () => {
       busConnected = false;
       await bus.drain().catch(() => bus.close());
@@ -294,7 +297,20 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
       if (active?.caBundle) hello.caBundle = active.caBundle;
       publish("hello", hello);
     };
+    /** A PING/PONG round trip decides "connected" (status events can arrive out of order around a forced reconnect). */
+    const probeBus = () => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no PONG")), Math.max(1000, config.timings.heartbeatSeconds * 2000));
+        timer.unref();
+      });
+      void Promise.race([bus.nc.flush(), timeout]).then(
+        () => setConnected(true),
+        () => setConnected(false),
+      ).finally(() => clearTimeout(timer));
+    };
     const sendHeartbeat = () => {
+      probeBus();
       const failing = reflectors.filter((x) => !x.synced);
       const apiError = failing.find((x) => x.lastError)?.lastError;
       const message = failing.length ? `watches not established: ${failing.map((x) => x.name).join(", ")}${apiError ? ` (${apiError})` : ""}` : inventoryProblem;
@@ -310,6 +326,7 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
       clearTimeout(statusTimer);
       statusTimer = undefined;
       const status: Status = { ...head("Status"), observedAt: now().toISOString(), ...book.report(now()) };
+      log.debug({ generation: status.taskSetGeneration, tasks: status.tasks.length, trust: status.trust.length }, "status published");
       publish("status", status);
     };
     /** Coalesces the changes of one burst (a task set fans out to many reconciles) into one Status. */
@@ -339,6 +356,7 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
           return;
         }
         const task = book.task(key);
+        log.debug({ key, held: task !== undefined }, "reconcile");
         if (!task) return;
         const end = metrics.reconcileDuration.startTimer({ role: task.role });
         let status: TaskStatus;
@@ -433,12 +451,9 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
     // Reconnects: Hello again (a new broker leader continues above lastTaskSetGeneration), inventory, status.
     void (async () => {
       for await (const s of bus.nc.status()) {
-        if (s.type === "disconnect") {
-          busConnected = false;
-          metrics.busConnected.set(0);
-        } else if (s.type === "reconnect") {
-          busConnected = true;
-          metrics.busConnected.set(1);
+        if (s.type === "disconnect") setConnected(false);
+        else if (s.type === "reconnect") {
+          setConnected(true);
           onConnect("reconnect");
         }
       }
