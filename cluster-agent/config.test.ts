@@ -41,7 +41,7 @@ describe("agent config", () => {
   it("file < env < flags; paths relative to the file; --kubeconfig selects the mode", () => {
     const { config } = load(["--config", "/etc/ferry/agent.yaml", "--heartbeat-seconds", "3", "--nats-url", "tls://a:4222,tls://b:4222"], {
       FERRY_HEARTBEAT_SECONDS: "9",
-      FERRY_CLUSTER_NAME: "west",
+      FERRY_CLUSTER: "west",
       FERRY_LOG_LEVEL: "debug",
     });
     expect(config.cluster).toBe("west");
@@ -54,6 +54,11 @@ describe("agent config", () => {
     const env = load(["--cluster", "c", "--broker", "h:1"], { FERRY_KUBECONFIG: "/k", FERRY_BOOTSTRAP_TOKEN: "fet.x.y" }).config;
     expect(env.kube).toEqual({ mode: "kubeconfig", kubeconfigFile: "/k" });
     expect(env.bootstrap.token).toBe("fet.x.y");
+    // The chart's spellings: FERRY_CLUSTER / FERRY_NAMESPACE / FERRY_IN_CLUSTER, and the aliases.
+    const chart = load([], { FERRY_CLUSTER: "east", FERRY_BROKER_ADDRESS: "b:7443", FERRY_IN_CLUSTER: "true", FERRY_NAMESPACE: "ferry", FERRY_BROKER_CA_FILE: "/etc/ferry/broker/ca.crt", FERRY_HTTP_LISTEN: "0.0.0.0:9090" }).config;
+    expect(chart).toMatchObject({ cluster: "east", kube: { mode: "in-cluster" }, credentials: { namespace: "ferry" }, broker: { address: "b:7443", caFile: "/etc/ferry/broker/ca.crt" } });
+    const alias = load([], { FERRY_CLUSTER_NAME: "west", FERRY_BROKER_ADDRESS: "b:7443", FERRY_KUBE_MODE: "in-cluster", FERRY_CREDENTIALS_NAMESPACE: "ns", FERRY_BROKER_CA_FINGERPRINT: "ab:".repeat(31) + "ab" }).config;
+    expect(alias).toMatchObject({ cluster: "west", kube: { mode: "in-cluster" }, credentials: { namespace: "ns" }, broker: { caFingerprint: "AB:".repeat(31) + "AB" } });
   });
 
   it("names every bad field, where it came from and the fix", () => {
@@ -65,8 +70,8 @@ describe("agent config", () => {
     expect(text).toMatch(/http\.listn: unknown field "listn"; did you mean "listen"/);
     const fromFlag = configError(() => load(["--cluster", "east", "--in-cluster", "--broker", "h:1", "--heartbeat-seconds", "soon"]));
     expect(fromFlag.message).toMatch(/timings\.heartbeatSeconds: .*number of seconds.*\(from flag --heartbeat-seconds\)/);
-    const fromEnv = configError(() => load(["--cluster", "east", "--in-cluster", "--broker", "h:1"], { FERRY_CREDENTIALS_NAMESPACE: "Bad NS" }));
-    expect(fromEnv.message).toMatch(/credentials\.namespace: .*must be a Kubernetes name.*\(from env FERRY_CREDENTIALS_NAMESPACE\)/);
+    const fromEnv = configError(() => load(["--cluster", "east", "--in-cluster", "--broker", "h:1"], { FERRY_NAMESPACE: "Bad NS" }));
+    expect(fromEnv.message).toMatch(/credentials\.namespace: .*must be a Kubernetes name.*\(from env FERRY_NAMESPACE\)/);
   });
 
   it("missing essentials and unknown flags are usage errors that say what to set", () => {

@@ -150,6 +150,8 @@ type Kind = "string" | "number" | "list" | "boolean";
 interface Source {
   flag?: string;
   env: string;
+  /** Other environment names read the same way (older or chart spellings); `env` wins over them. */
+  aliases?: string[];
   path: string[];
   kind: Kind;
   help: string;
@@ -157,7 +159,7 @@ interface Source {
 
 /** Environment variables and flags that override the file (flags win). */
 export const OVERRIDES: Source[] = [
-  { flag: "cluster", env: "FERRY_CLUSTER_NAME", path: ["cluster"], kind: "string", help: "this cluster's name at the broker" },
+  { flag: "cluster", env: "FERRY_CLUSTER", aliases: ["FERRY_CLUSTER_NAME"], path: ["cluster"], kind: "string", help: "this cluster's name at the broker" },
   { flag: "identity", env: "FERRY_AGENT_IDENTITY", path: ["identity"], kind: "string", help: "name of this process in logs (the pod name)" },
   { flag: "kube-mode", env: "FERRY_KUBE_MODE", path: ["kube", "mode"], kind: "string", help: "in-cluster | kubeconfig" },
   { flag: "kubeconfig", env: "FERRY_KUBECONFIG", path: ["kube", "kubeconfigFile"], kind: "string", help: "kubeconfig file (sets kube.mode=kubeconfig)" },
@@ -170,7 +172,7 @@ export const OVERRIDES: Source[] = [
   { flag: "broker-server-name", env: "FERRY_BROKER_SERVER_NAME", path: ["broker", "serverName"], kind: "string", help: "TLS name of the broker's certificate (default: host of --broker)" },
   { flag: "nats-url", env: "FERRY_NATS_URLS", path: ["natsUrls"], kind: "list", help: "NATS URLs (repeat or comma list; default: the broker's)" },
   { flag: "credentials-secret", env: "FERRY_CREDENTIALS_SECRET", path: ["credentials", "secretName"], kind: "string", help: "Secret keeping the issued credentials" },
-  { flag: "credentials-namespace", env: "FERRY_CREDENTIALS_NAMESPACE", path: ["credentials", "namespace"], kind: "string", help: "namespace of that Secret (default: the pod's, else ferry-system)" },
+  { flag: "namespace", env: "FERRY_NAMESPACE", aliases: ["FERRY_CREDENTIALS_NAMESPACE"], path: ["credentials", "namespace"], kind: "string", help: "namespace of that Secret (default: the pod's, else ferry-system)" },
   { flag: "bootstrap-token-file", env: "FERRY_BOOTSTRAP_TOKEN_FILE", path: ["bootstrap", "tokenFile"], kind: "string", help: "file with the enrollment token (first start only)" },
   { env: "FERRY_BOOTSTRAP_TOKEN", path: ["bootstrap", "token"], kind: "string", help: "the enrollment token itself (env only)" },
   { flag: "http-listen", env: "FERRY_HTTP_LISTEN", path: ["http", "listen"], kind: "string", help: "/healthz /readyz /metrics listen address" },
@@ -186,7 +188,7 @@ The ferry cluster agent: enrolls with the broker on first start (bootstrap token
 credentials in a Kubernetes Secret, reports inventory and status over NATS, executes tasks.
 
   --config <file>              FERRY_AGENT_CONFIG             YAML/JSON file (every field; see cluster-agent/README.md)
-${OVERRIDES.map((o) => `  ${(o.flag ? `--${o.flag}${o.kind === "boolean" ? "" : " <v>"}` : "").padEnd(28)} ${o.env.padEnd(30)} ${o.help}`).join("\n")}
+${OVERRIDES.map((o) => `  ${(o.flag ? `--${o.flag}${o.kind === "boolean" ? "" : " <v>"}` : "").padEnd(28)} ${o.env.padEnd(30)} ${o.help}${o.aliases ? ` (also ${o.aliases.join(", ")})` : ""}`).join("\n")}
   --help
 
 Flags win over environment variables, which win over the file. Exit codes: 0 after SIGTERM/SIGINT,
@@ -310,13 +312,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
     if (src.flag === "kubeconfig") origin.set("kube.mode", from);
   };
   for (const src of OVERRIDES) {
-    const fromEnv = env[src.env];
+    const name = [src.env, ...(src.aliases ?? [])].find((n) => env[n] !== undefined && env[n] !== "") ?? src.env;
+    const fromEnv = env[name];
     if (fromEnv !== undefined && fromEnv !== "") {
       if (src.kind === "boolean") {
-        if (TRUE.test(fromEnv)) apply(src, true, `env ${src.env}`);
-        else if (!FALSE.test(fromEnv)) throw new ConfigError(`env ${src.env}=${JSON.stringify(fromEnv)} must be true or false`, [], true);
+        if (TRUE.test(fromEnv)) apply(src, true, `env ${name}`);
+        else if (!FALSE.test(fromEnv)) throw new ConfigError(`env ${name}=${JSON.stringify(fromEnv)} must be true or false`, [], true);
       } else {
-        apply(src, coerce(src, fromEnv), `env ${src.env}`);
+        apply(src, coerce(src, fromEnv), `env ${name}`);
       }
     }
     const fromFlag = src.flag ? values[src.flag] : undefined;
@@ -330,8 +333,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
   if (kube?.["mode"] === undefined && kube?.["kubeconfigFile"] !== undefined) kube["mode"] = "kubeconfig";
   // Missing essentials are usage errors with the flag to set.
   const missing: string[] = [];
-  if (doc["cluster"] === undefined) missing.push("--cluster <name> (or FERRY_CLUSTER_NAME, or cluster: in the file)");
-  if (kube?.["mode"] === undefined) missing.push("--in-cluster or --kubeconfig <file> (or FERRY_KUBE_MODE=in-cluster / FERRY_KUBECONFIG, or kube.mode in the file)");
+  if (doc["cluster"] === undefined) missing.push("--cluster <name> (or FERRY_CLUSTER, or cluster: in the file)");
+  if (kube?.["mode"] === undefined) missing.push("--in-cluster or --kubeconfig <file> (or FERRY_IN_CLUSTER=true / FERRY_KUBECONFIG, or kube.mode in the file)");
   if ((doc["broker"] as Record<string, unknown> | undefined)?.["address"] === undefined) missing.push("--broker <host:port> (or FERRY_BROKER_ADDRESS, or broker.address in the file)");
   if (missing.length) throw new ConfigError(`missing required settings:\n${missing.map((m) => `  ${m}`).join("\n")}\n\n${USAGE}`, [], true);
 
