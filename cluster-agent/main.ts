@@ -13,7 +13,12 @@ import { startAgent, type AgentHandle } from "./runtime/agent.js";
  */
 async function loadExecutorFactory(): Promise<(opts: ExecutorOptions) => TaskExecutor> {
   const specifier = ["./tasks", "index.js"].join("/");
-  const mod = (await import(specifier)) as { createExecutor?: (opts: ExecutorOptions) => TaskExecutor };
+  let mod: { createExecutor?: (opts: ExecutorOptions) => TaskExecutor };
+  try {
+    mod = (await import(specifier)) as typeof mod;
+  } catch (e) {
+    throw new Error(`the Kubernetes work (cluster-agent/tasks) is missing from this build: ${(e as Error).message}`, { cause: e });
+  }
   if (typeof mod.createExecutor !== "function") throw new Error("cluster-agent/tasks/index.ts does not export createExecutor");
   return mod.createExecutor;
 }
