@@ -298,16 +298,27 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
       publish("hello", hello);
     };
     /** A PING/PONG round trip decides "connected" (status events can arrive out of order around a forced reconnect). */
+    let probes = 0;
+    let probeAnswered = 0;
     const probeBus = () => {
+      const n = ++probes;
+      // Only a newer probe's answer counts: a slow one from before a reconnect must not overwrite it.
+      const answer = (up: boolean) => {
+        if (n < probeAnswered) return;
+        probeAnswered = n;
+        setConnected(up);
+      };
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error("no PONG")), Math.max(1000, config.timings.heartbeatSeconds * 2000));
         timer.unref();
       });
-      void Promise.race([bus.nc.flush(), timeout]).then(
-        () => setConnected(true),
-        () => setConnected(false),
-      ).finally(() => clearTimeout(timer));
+      void Promise.race([bus.nc.flush(), timeout])
+        .then(
+          () => answer(true),
+          () => answer(false),
+        )
+        .finally(() => clearTimeout(timer));
     };
     const sendHeartbeat = () => {
       probeBus();
