@@ -54,6 +54,11 @@ describe("agent config", () => {
     const env = load(["--cluster", "c", "--broker", "h:1"], { FERRY_KUBECONFIG: "/k", FERRY_BOOTSTRAP_TOKEN: "fet.x.y" }).config;
     expect(env.kube).toEqual({ mode: "kubeconfig", kubeconfigFile: "/k" });
     expect(env.bootstrap.token).toBe("fet.x.y");
+    // The chart's spellings: FERRY_CLUSTER / FERRY_NAMESPACE / FERRY_IN_CLUSTER, and the aliases.
+    const chart = load([], { FERRY_CLUSTER: "east", FERRY_BROKER_ADDRESS: "b:7443", FERRY_IN_CLUSTER: "true", FERRY_NAMESPACE: "ferry", FERRY_BROKER_CA_FILE: "/etc/ferry/broker/ca.crt", FERRY_HTTP_LISTEN: "0.0.0.0:9090" }).config;
+    expect(chart).toMatchObject({ cluster: "east", kube: { mode: "in-cluster" }, credentials: { namespace: "ferry" }, broker: { address: "b:7443", caFile: "/etc/ferry/broker/ca.crt" } });
+    const alias = load([], { FERRY_CLUSTER_NAME: "west", FERRY_BROKER_ADDRESS: "b:7443", FERRY_KUBE_MODE: "in-cluster", FERRY_CREDENTIALS_NAMESPACE: "ns", FERRY_BROKER_CA_FINGERPRINT: "ab:".repeat(31) + "ab" }).config;
+    expect(alias).toMatchObject({ cluster: "west", kube: { mode: "in-cluster" }, credentials: { namespace: "ns" }, broker: { caFingerprint: "AB:".repeat(31) + "AB" } });
   });
 
   it("names every bad field, where it came from and the fix", () => {
@@ -78,7 +83,7 @@ describe("agent config", () => {
     const unknown = configError(() => load(["--clustr", "x"]));
     expect(unknown.usage).toBe(true);
     expect(unknown.message).toMatch(/clustr/);
-    expect(configError(() => load(["--cluster", "a", "--broker", "h:1", "--in-cluster", "--kubeconfig", "/k"])).message).toMatch(/exclude each other/);
+    expect(configError(() => load(["--cluster", "a", "--broker", "h:1", "--in-cluster", "--kubeconfig", "/k"])).message).toMatch(/--in-cluster excludes --kubeconfig/);
     expect(configError(() => load(["--cluster", "a", "--broker", "h:1"], { FERRY_IN_CLUSTER: "maybe" })).message).toMatch(/FERRY_IN_CLUSTER.*true or false/);
     expect(load(["--help"]).help).toBe(true);
     expect(USAGE).toMatch(/FERRY_BOOTSTRAP_TOKEN_FILE/);

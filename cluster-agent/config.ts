@@ -56,6 +56,10 @@ export const AgentConfig = z
     /** This cluster's name at the broker (the name `ferryctl cluster add` enrolled). */
     cluster: ClusterName,
     logLevel: z.enum(LOG_LEVELS).default("info"),
+    /** Name of this agent process in logs (the pod name). */
+    identity: z.string().min(1).max(253).optional(),
+    /** KubeVirt's install namespace: ConfigMaps kubevirt-ca (read) and kubevirt-external-ca (written). */
+    kubevirtNamespace: KubeName("kubevirtNamespace").default("kubevirt"),
     kube: z
       .object({
         /** in-cluster: the pod's service account; kubeconfig: the file below. Never guessed (no fall-through to localhost:8080). */
@@ -75,6 +79,12 @@ export const AgentConfig = z
         address: BrokerAddress,
         /** The ferry CA PEM (printed by `ferryctl cluster add`): verifies the broker before the agent has credentials. */
         caFile: FilePath.optional(),
+        /** SHA-256 fingerprint of the ferry CA as ferryctl prints it: pinned at enrollment when no caFile is given (the broker must present its CA in its TLS chain). */
+        caFingerprint: z
+          .string()
+          .transform((s) => s.trim().toUpperCase())
+          .pipe(z.string().regex(/^(?:[0-9A-F]{2}:){31}[0-9A-F]{2}$/, { error: "broker.caFingerprint must be the SHA-256 fingerprint ferryctl printed: 32 hex pairs joined by ':'" }))
+          .optional(),
         /** TLS name to check the broker's certificate against when `address` is an IP or differs from the certificate (default: the host of `address`). */
         serverName: z.string().min(1).max(253).optional(),
       })
@@ -140,6 +150,8 @@ type Kind = "string" | "number" | "list" | "boolean";
 interface Source {
   flag?: string;
   env: string;
+  /** Other environment names read the same way (older or chart spellings); `env` wins over them. */
+  aliases?: string[];
   path: string[];
   kind: Kind;
   help: string;
@@ -147,16 +159,20 @@ interface Source {
 
 /** Environment variables and flags that override the file (flags win). */
 export const OVERRIDES: Source[] = [
-  { flag: "cluster", env: "FERRY_CLUSTER", path: ["cluster"], kind: "string", help: "this cluster's name at the broker" },
+  { flag: "cluster", env: "FERRY_CLUSTER", aliases: ["FERRY_CLUSTER_NAME"], path: ["cluster"], kind: "string", help: "this cluster's name at the broker" },
+  { flag: "identity", env: "FERRY_AGENT_IDENTITY", path: ["identity"], kind: "string", help: "name of this process in logs (the pod name)" },
+  { flag: "kube-mode", env: "FERRY_KUBE_MODE", path: ["kube", "mode"], kind: "string", help: "in-cluster | kubeconfig" },
   { flag: "kubeconfig", env: "FERRY_KUBECONFIG", path: ["kube", "kubeconfigFile"], kind: "string", help: "kubeconfig file (sets kube.mode=kubeconfig)" },
   { flag: "context", env: "FERRY_KUBE_CONTEXT", path: ["kube", "context"], kind: "string", help: "kubeconfig context (default: current-context)" },
-  { flag: "in-cluster", env: "FERRY_IN_CLUSTER", path: ["kube", "mode"], kind: "boolean", help: "use the pod's service account (sets kube.mode=in-cluster)" },
+  { flag: "in-cluster", env: "FERRY_IN_CLUSTER", path: ["kube", "mode"], kind: "boolean", help: "use the pod's service account (= --kube-mode in-cluster)" },
+  { flag: "kubevirt-namespace", env: "FERRY_KUBEVIRT_NAMESPACE", path: ["kubevirtNamespace"], kind: "string", help: "KubeVirt's install namespace (default kubevirt)" },
   { flag: "broker", env: "FERRY_BROKER_ADDRESS", path: ["broker", "address"], kind: "string", help: "broker gRPC address host:port (enrollment, renewal)" },
   { flag: "broker-ca-file", env: "FERRY_BROKER_CA_FILE", path: ["broker", "caFile"], kind: "string", help: "ferry CA PEM to verify the broker at first enrollment" },
+  { flag: "broker-ca-fingerprint", env: "FERRY_BROKER_CA_FINGERPRINT", path: ["broker", "caFingerprint"], kind: "string", help: "SHA-256 of the ferry CA (AA:BB:…) pinned at enrollment" },
   { flag: "broker-server-name", env: "FERRY_BROKER_SERVER_NAME", path: ["broker", "serverName"], kind: "string", help: "TLS name of the broker's certificate (default: host of --broker)" },
   { flag: "nats-url", env: "FERRY_NATS_URLS", path: ["natsUrls"], kind: "list", help: "NATS URLs (repeat or comma list; default: the broker's)" },
   { flag: "credentials-secret", env: "FERRY_CREDENTIALS_SECRET", path: ["credentials", "secretName"], kind: "string", help: "Secret keeping the issued credentials" },
-  { flag: "namespace", env: "FERRY_NAMESPACE", path: ["credentials", "namespace"], kind: "string", help: "namespace of that Secret (default: the pod's, else ferry-system)" },
+  { flag: "namespace", env: "FERRY_NAMESPACE", aliases: ["FERRY_CREDENTIALS_NAMESPACE"], path: ["credentials", "namespace"], kind: "string", help: "namespace of that Secret (default: the pod's, else ferry-system)" },
   { flag: "bootstrap-token-file", env: "FERRY_BOOTSTRAP_TOKEN_FILE", path: ["bootstrap", "tokenFile"], kind: "string", help: "file with the enrollment token (first start only)" },
   { env: "FERRY_BOOTSTRAP_TOKEN", path: ["bootstrap", "token"], kind: "string", help: "the enrollment token itself (env only)" },
   { flag: "http-listen", env: "FERRY_HTTP_LISTEN", path: ["http", "listen"], kind: "string", help: "/healthz /readyz /metrics listen address" },
@@ -172,7 +188,7 @@ The ferry cluster agent: enrolls with the broker on first start (bootstrap token
 credentials in a Kubernetes Secret, reports inventory and status over NATS, executes tasks.
 
   --config <file>              FERRY_AGENT_CONFIG             YAML/JSON file (every field; see cluster-agent/README.md)
-${OVERRIDES.map((o) => `  ${(o.flag ? `--${o.flag}${o.kind === "boolean" ? "" : " <v>"}` : "").padEnd(28)} ${o.env.padEnd(30)} ${o.help}`).join("\n")}
+${OVERRIDES.map((o) => `  ${(o.flag ? `--${o.flag}${o.kind === "boolean" ? "" : " <v>"}` : "").padEnd(28)} ${o.env.padEnd(30)} ${o.help}${o.aliases ? ` (also ${o.aliases.join(", ")})` : ""}`).join("\n")}
   --help
 
 Flags win over environment variables, which win over the file. Exit codes: 0 after SIGTERM/SIGINT,
@@ -296,13 +312,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
     if (src.flag === "kubeconfig") origin.set("kube.mode", from);
   };
   for (const src of OVERRIDES) {
-    const fromEnv = env[src.env];
+    const name = [src.env, ...(src.aliases ?? [])].find((n) => env[n] !== undefined && env[n] !== "") ?? src.env;
+    const fromEnv = env[name];
     if (fromEnv !== undefined && fromEnv !== "") {
       if (src.kind === "boolean") {
-        if (TRUE.test(fromEnv)) apply(src, true, `env ${src.env}`);
-        else if (!FALSE.test(fromEnv)) throw new ConfigError(`env ${src.env}=${JSON.stringify(fromEnv)} must be true or false`, [], true);
+        if (TRUE.test(fromEnv)) apply(src, true, `env ${name}`);
+        else if (!FALSE.test(fromEnv)) throw new ConfigError(`env ${name}=${JSON.stringify(fromEnv)} must be true or false`, [], true);
       } else {
-        apply(src, coerce(src, fromEnv), `env ${src.env}`);
+        apply(src, coerce(src, fromEnv), `env ${name}`);
       }
     }
     const fromFlag = src.flag ? values[src.flag] : undefined;
@@ -310,8 +327,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env,
     else if (Array.isArray(fromFlag) && fromFlag.length > 0) apply(src, coerce(src, fromFlag), `flag --${src.flag}`);
   }
   const kube = doc["kube"] as Record<string, unknown> | undefined;
-  if (values["in-cluster"] === true && values["kubeconfig"] !== undefined) {
-    throw new ConfigError("--in-cluster and --kubeconfig exclude each other: pick one", [], true);
+  if (values["in-cluster"] === true && (values["kubeconfig"] !== undefined || values["kube-mode"] !== undefined)) {
+    throw new ConfigError("--in-cluster excludes --kubeconfig and --kube-mode: pick one", [], true);
   }
   if (kube?.["mode"] === undefined && kube?.["kubeconfigFile"] !== undefined) kube["mode"] = "kubeconfig";
   // Missing essentials are usage errors with the flag to set.

@@ -1,8 +1,10 @@
 // The Inventory report from a snapshot of the agent's caches. Pure: objects in, message body out.
 import type { z } from "zod";
 import type { Inventory, InventoryNode, InventoryVm, StorageClass } from "../../proto/bus/index.js";
-import { kubevirtInfo, quantity, type KubeVirtCR } from "./kubevirt.js";
-import { vmSummary, type ClaimInfo, type KubeVm, type KubeVmi } from "./vm.js";
+import { quantityBytes } from "../core/quantity.js";
+import { kubevirtInfo, type KubeVirtCR } from "./kubevirt.js";
+import type { DataVolume, Pvc, VirtualMachine, VirtualMachineInstance } from "../core/kube.js";
+import { inventoryVm } from "../core/vm.js";
 
 /** A Kubernetes object as the caches hold it (only what is read here). */
 export interface Obj {
@@ -50,10 +52,19 @@ export function buildInventory(s: Snapshot, now: Date): { ok: true; body: Invent
   const kubevirt = kubevirtInfo(active.kv, active.caBundle);
   if (!kubevirt) return { ok: false, reason: `ConfigMap ${active.kv.metadata?.namespace ?? "?"}/${KUBEVIRT_CA_CONFIGMAP} has no ${CA_BUNDLE_KEY} yet (virt-operator writes it)` };
 
-  const claims = new Map<string, ClaimInfo>();
-  for (const dv of s.dataVolumes) claims.set(nsName(dv), claimOfDataVolume(dv));
-  for (const pvc of s.pvcs) claims.set(nsName(pvc), { ...claims.get(nsName(pvc)), ...claimOfPvc(pvc) });
-  const vmis = new Map(s.vmis.map((v) => [nsName(v), v as KubeVmi]));
+  const byNamespace = <T extends Obj>(objs: T[]) => {
+    const m = new Map<string, T[]>();
+    for (const o of objs) {
+      const ns = o.metadata?.namespace ?? "";
+      let list = m.get(ns);
+      if (!list) m.set(ns, (list = []));
+      list.push(o);
+    }
+    return m;
+  };
+  const pvcs = byNamespace(s.pvcs);
+  const dvs = byNamespace(s.dataVolumes);
+  const vmis = new Map(s.vmis.map((v) => [nsName(v), v as unknown as VirtualMachineInstance]));
 
   const body: InventoryBody = {
     observedAt: now.toISOString(),
@@ -63,7 +74,10 @@ export function buildInventory(s: Snapshot, now: Date): { ok: true; body: Invent
     nodes: s.nodes.map(node).sort(byName),
     namespaces: s.namespaces.filter((n) => !n.metadata?.deletionTimestamp).map((n) => n.metadata!.name!).sort(),
     vms: s.vms
-      .map((vm): InventoryVm => vmSummary(vm as KubeVm, vmis.get(nsName(vm)), (ns, claim) => claims.get(`${ns}/${claim}`)))
+      .map((vm): InventoryVm => {
+        const ns = vm.metadata?.namespace ?? "";
+        return inventoryVm(vm as unknown as VirtualMachine, vmis.get(nsName(vm)), { pvcs: (pvcs.get(ns) ?? []) as unknown as Pvc[], dataVolumes: (dvs.get(ns) ?? []) as unknown as DataVolume[] });
+      })
       .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`)),
   };
   return { ok: true, body };
@@ -88,37 +102,7 @@ function node(n: Obj): z.infer<typeof InventoryNode> {
     name: n.metadata!.name!,
     architecture: n.metadata?.labels?.["kubernetes.io/arch"] ?? status.nodeInfo?.architecture ?? "unknown",
     schedulable: ready && spec.unschedulable !== true,
-    allocatableMemoryBytes: quantity(status.allocatable?.["memory"]) ?? 0,
+    allocatableMemoryBytes: quantityBytes(status.allocatable?.["memory"]) ?? 0,
   };
 }
 
-function claimOfPvc(pvc: Obj): ClaimInfo {
-  const spec = (pvc["spec"] ?? {}) as { storageClassName?: string; volumeMode?: string; accessModes?: string[]; resources?: { requests?: Record<string, string> } };
-  const status = (pvc["status"] ?? {}) as { capacity?: Record<string, string> };
-  const info: ClaimInfo = {};
-  const size = quantity(status.capacity?.["storage"]) ?? quantity(spec.resources?.requests?.["storage"]);
-  if (size !== undefined) info.sizeBytes = size;
-  if (spec.storageClassName) info.storageClass = spec.storageClassName;
-  if (spec.volumeMode) info.volumeMode = spec.volumeMode;
-  if (spec.accessModes) info.accessModes = spec.accessModes;
-  return info;
-}
-
-function claimOfDataVolume(dv: Obj): ClaimInfo {
-  const spec = (dv["spec"] ?? {}) as { storage?: ClaimSpec; pvc?: ClaimSpec };
-  const c = spec.storage ?? spec.pvc ?? {};
-  const info: ClaimInfo = {};
-  const size = quantity(c.resources?.requests?.["storage"]);
-  if (size !== undefined) info.sizeBytes = size;
-  if (c.storageClassName) info.storageClass = c.storageClassName;
-  if (c.volumeMode) info.volumeMode = c.volumeMode;
-  if (c.accessModes) info.accessModes = c.accessModes;
-  return info;
-}
-
-interface ClaimSpec {
-  storageClassName?: string;
-  volumeMode?: string;
-  accessModes?: string[];
-  resources?: { requests?: Record<string, string> };
-}

@@ -3,6 +3,7 @@
 // with KubeVirt's defaults. Pure. Facts: shared/reference/kubevirt-api.md §1, §4, §5, §6.
 import type { z } from "zod";
 import type { KubeVirtInfo } from "../../proto/bus/index.js";
+import { quantityBytes } from "../core/quantity.js";
 
 type KubeVirtInfo = z.infer<typeof KubeVirtInfo>;
 
@@ -59,35 +60,6 @@ export function decentralizedEnabled(version: string | undefined, enabled: strin
   return atLeast(minorVersion(version), DECENTRALIZED_BETA_FROM);
 }
 
-const SUFFIX: Record<string, number> = {
-  "": 1,
-  m: 1e-3,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
-/** A Kubernetes quantity ("2Gi", "500M", "1.5Gi", "0Mi", 4) in base units, rounded up; undefined if unreadable. */
-export function quantity(q: string | number | undefined): number | undefined {
-  if (typeof q === "number") return Number.isFinite(q) && q >= 0 ? Math.ceil(q) : undefined;
-  if (typeof q !== "string") return undefined;
-  const m = /^\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?([a-zA-Z]*)$/.exec(q.trim());
-  if (!m) return undefined;
-  const mult = SUFFIX[m[3]!];
-  if (mult === undefined) return undefined;
-  const n = Number(m[1]) * 10 ** Number(m[2] ?? 0) * mult;
-  return Number.isFinite(n) ? Math.ceil(n) : undefined;
-}
-
 const uint = (v: unknown, dflt: number) => (typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : dflt);
 
 /**
@@ -104,7 +76,7 @@ export function kubevirtInfo(kv: KubeVirtCR, caBundle: string | undefined): Kube
   const migrations: KubeVirtInfo["migrations"] = {
     parallelMigrationsPerCluster: uint(mig.parallelMigrationsPerCluster, MIGRATION_DEFAULTS.parallelMigrationsPerCluster),
     parallelOutboundMigrationsPerNode: uint(mig.parallelOutboundMigrationsPerNode, MIGRATION_DEFAULTS.parallelOutboundMigrationsPerNode),
-    bandwidthPerMigration: quantity(mig.bandwidthPerMigration) ?? MIGRATION_DEFAULTS.bandwidthPerMigration,
+    bandwidthPerMigration: quantityBytes(mig.bandwidthPerMigration) ?? MIGRATION_DEFAULTS.bandwidthPerMigration,
     progressTimeout: uint(mig.progressTimeout, MIGRATION_DEFAULTS.progressTimeout),
     completionTimeoutPerGiB: uint(mig.completionTimeoutPerGiB, MIGRATION_DEFAULTS.completionTimeoutPerGiB),
   };

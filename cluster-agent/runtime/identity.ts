@@ -1,13 +1,16 @@
 // The agent's identity: enrollment with the bootstrap token (first start), the credentials kept in
 // a Kubernetes Secret of its own cluster (later starts need no token), and renewal with the current
 // certificate before it expires. The crypto is pki's; the RPCs are the broker's ClusterService.
+import { X509Certificate } from "node:crypto";
+import { isIP } from "node:net";
+import { connect as tlsConnect, type DetailedPeerCertificate } from "node:tls";
 import { credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
 import { CoreV1Api, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
 import { createUser } from "@nats-io/nkeys";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { agentInboxPrefix, type BusCredentials } from "../../bus/index.js";
-import { createCsr, fromSecretData, generateRsaKeyPair, parseCertificate, renewalTime, roleOf, toSecretData, validTo } from "../../pki/index.js";
+import { createCsr, fingerprint256, fromSecretData, generateRsaKeyPair, verifyChain, parseCertificate, renewalTime, roleOf, toSecretData, validTo } from "../../pki/index.js";
 import { readStatusDetails } from "../../proto/grpc-status.js";
 import { ClusterServiceClient, type AgentCredentials, type EnrollResponse, type RenewCertificateResponse } from "../../proto/gen/ferry/v1/clusters.js";
 import type { AgentConfig } from "../config.js";
@@ -37,8 +40,8 @@ export class IdentityError extends Error {
   }
 }
 
-/** Extra Secret keys next to pki's tls.crt / tls.key / ca.crt. */
-const NATS_KEYS = { jwt: "nats.jwt", seed: "nats.seed", urls: "nats.urls", cluster: "cluster" } as const;
+/** Extra Secret keys next to pki's tls.crt / tls.key / ca.crt (names as the ferry-agent chart documents them). */
+const NATS_KEYS = { jwt: "nats.jwt", seed: "nats.nk", urls: "nats.urls", cluster: "cluster" } as const;
 
 const SecretStrings = z.object({
   [NATS_KEYS.jwt]: z.string().min(1),
@@ -196,13 +199,7 @@ export class IdentityManager {
 
   private async enroll(token: string): Promise<Identity> {
     const { cluster } = this.o.config;
-    const ca = this.o.bootstrapCaPem;
-    if (!ca) {
-      throw new IdentityError(
-        "broker.caFile is required for the first enrollment: pass the ferry CA PEM that `ferryctl cluster add` printed (--broker-ca-file or FERRY_BROKER_CA_FILE)",
-        "NO_BROKER_CA",
-      );
-    }
+    const ca = await this.bootstrapCa();
     const key = await this.newKey();
     const nkey = createUser();
     const client = this.client(grpcCredentials.createSsl(Buffer.from(ca)));
@@ -218,6 +215,40 @@ export class IdentityManager {
     const id = this.fromIssued(res.credentials, key, new TextDecoder().decode(nkey.getSeed()));
     this.o.log.info({ notAfter: id.notAfter.toISOString(), natsUrls: id.natsUrls }, "enrolled");
     return id;
+  }
+
+  /**
+   * The ferry CA to verify the broker with before the agent holds credentials: broker.caFile
+   * (checked against broker.caFingerprint when both are set), else the CA certificate with the
+   * pinned fingerprint from the chain the broker presents (verified to have signed its certificate).
+   */
+  private async bootstrapCa(): Promise<string> {
+    const pinned = this.o.config.broker.caFingerprint;
+    const file = this.o.bootstrapCaPem;
+    if (file) {
+      if (pinned && fingerprint256(file) !== pinned) {
+        throw new IdentityError(`broker.caFile has fingerprint ${fingerprint256(file)}, not the pinned broker.caFingerprint ${pinned}: one of them is not the ferry CA`, "CA_FINGERPRINT_MISMATCH");
+      }
+      return file;
+    }
+    if (!pinned) {
+      throw new IdentityError(
+        "the first enrollment needs the ferry CA: pass --broker-ca-fingerprint (FERRY_BROKER_CA_FINGERPRINT) or --broker-ca-file (FERRY_BROKER_CA_FILE), as `ferryctl cluster add` printed them",
+        "NO_BROKER_CA",
+      );
+    }
+    const { address, serverName } = this.o.config.broker;
+    const chain = await peerChain(address, serverName);
+    const ca = chain.find((c) => c.fingerprint256 === pinned && c.ca);
+    if (!ca) {
+      throw new IdentityError(
+        `the broker at ${address} did not present a CA certificate with the pinned fingerprint ${pinned} in its TLS chain (it sent ${chain.map((c) => c.fingerprint256).join(", ") || "nothing"}); pass the ferry CA PEM with --broker-ca-file, or serve the broker's gRPC certificate with the CA appended`,
+        "CA_NOT_PRESENTED",
+      );
+    }
+    const verdict = verifyChain(chain[0]!.toString(), ca.toString(), this.now());
+    if (!verdict.ok) throw new IdentityError(`the broker's certificate is not signed by the pinned ferry CA: ${verdict.message}`, "CA_FINGERPRINT_MISMATCH");
+    return ca.toString();
   }
 
   private fromIssued(c: AgentCredentials | undefined, keyPem: string, seed: string): Identity {
@@ -244,7 +275,7 @@ export class IdentityManager {
     return new ClusterServiceClient(address, creds, opts);
   }
 
-  private async readSecret(): Promise<{ identity?: Identity; problem?: string }> {
+  private async readSecret(): Promise<{ exists?: boolean; identity?: Identity; problem?: string }> {
     const { namespace, secretName } = this.o.config.credentials;
     let secret: V1Secret;
     try {
@@ -253,11 +284,13 @@ export class IdentityManager {
       if (httpCode(e) === 404) return {};
       throw new IdentityError(`cannot read credentials Secret ${this.secretRef}: ${errText(e)}; the agent's ServiceAccount needs get/create/update on that Secret`, "SECRET_UNREADABLE");
     }
+    // The chart creates the Secret empty: that is "not enrolled yet", not a problem.
+    if (!secret.data || Object.keys(secret.data).length === 0) return { exists: true };
     try {
-      return { identity: identityFromSecretData(secret.data ?? {}) };
+      return { exists: true, identity: identityFromSecretData(secret.data) };
     } catch (e) {
       this.o.log.warn({ secret: this.secretRef, err: errText(e) }, "credentials Secret is unusable");
-      return { problem: errText(e) };
+      return { exists: true, problem: errText(e) };
     }
   }
 
@@ -270,27 +303,56 @@ export class IdentityManager {
       metadata: { name: secretName, namespace: namespace!, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, "ferry.dev/cluster": id.cluster } },
       data: identityToSecretData(id),
     };
-    // Create; if it exists, replace on its current resourceVersion (retry on a conflict).
+    // Update it if it exists (the chart creates it empty and grants no create), else create it.
     for (let attempt = 0; ; attempt++) {
       try {
+        let cur: V1Secret | undefined;
         try {
-          await this.core.createNamespacedSecret({ namespace: namespace!, body });
-          return;
+          cur = await this.core.readNamespacedSecret({ name: secretName, namespace: namespace! });
         } catch (e) {
-          if (httpCode(e) !== 409) throw e;
+          if (httpCode(e) !== 404) throw e;
         }
-        const cur = await this.core.readNamespacedSecret({ name: secretName, namespace: namespace! });
-        await this.core.replaceNamespacedSecret({ name: secretName, namespace: namespace!, body: { ...body, metadata: { ...body.metadata, resourceVersion: cur.metadata?.resourceVersion } } });
+        if (cur) {
+          await this.core.replaceNamespacedSecret({
+            name: secretName,
+            namespace: namespace!,
+            body: { ...body, type: cur.type ?? "Opaque", metadata: { ...body.metadata, labels: { ...cur.metadata?.labels, ...body.metadata!.labels }, resourceVersion: cur.metadata?.resourceVersion } },
+          });
+        } else {
+          await this.core.createNamespacedSecret({ namespace: namespace!, body });
+        }
         return;
       } catch (e) {
         if (httpCode(e) === 409 && attempt < 5) continue;
         if (httpCode(e) === 404) {
-          throw new IdentityError(`cannot store credentials: namespace "${namespace}" does not exist; create it or set --namespace / FERRY_NAMESPACE`, "SECRET_NAMESPACE_MISSING");
+          throw new IdentityError(`cannot store credentials: namespace "${namespace}" does not exist; create it or set --credentials-namespace / FERRY_CREDENTIALS_NAMESPACE`, "SECRET_NAMESPACE_MISSING");
         }
-        throw new IdentityError(`cannot store credentials in Secret ${this.secretRef}: ${errText(e)}; the agent's ServiceAccount needs get/create/update on that Secret`, "SECRET_UNWRITABLE");
+        throw new IdentityError(`cannot store credentials in Secret ${this.secretRef}: ${errText(e)}; the agent's ServiceAccount needs get and update on that Secret (and create if it does not exist)`, "SECRET_UNWRITABLE");
       }
     }
   }
+}
+
+/** The certificates a TLS server presents (leaf first); nothing is verified here. */
+function peerChain(address: string, serverName: string | undefined): Promise<X509Certificate[]> {
+  const i = address.lastIndexOf(":");
+  const host = address.slice(0, i).replace(/^\[|\]$/g, "");
+  const port = Number(address.slice(i + 1));
+  const servername = serverName ?? (isIP(host) ? undefined : host);
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host, port, ...(servername ? { servername } : {}), rejectUnauthorized: false, ALPNProtocols: ["h2"], timeout: 10_000 }, () => {
+      const out: X509Certificate[] = [];
+      const seen = new Set<string>();
+      for (let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true); c?.raw && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
+        seen.add(c.fingerprint256);
+        out.push(new X509Certificate(c.raw));
+      }
+      socket.destroy();
+      resolve(out);
+    });
+    socket.once("timeout", () => socket.destroy(new Error("TLS handshake timed out")));
+    socket.once("error", (e) => reject(new IdentityError(`cannot reach the broker at ${address}: ${e.message}; check --broker and the network`, "UNAVAILABLE")));
+  });
 }
 
 function unary<R>(fn: (cb: (err: ServiceError | null, res: R) => void) => void): Promise<R> {
