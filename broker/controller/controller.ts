@@ -174,11 +174,12 @@ export class Controller {
         for (const w of waiting) w();
         if (term.signal.aborted || this.dirty) continue;
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, this.opts.tickMs);
           const done = () => {
             clearTimeout(t);
+            term.signal.removeEventListener("abort", done);
             resolve();
           };
+          const t = setTimeout(done, this.opts.tickMs);
           this.wakeUp = done;
           term.signal.addEventListener("abort", done, { once: true });
         });

@@ -1,0 +1,263 @@
+// The controller end to end inside one broker: real nats-server, real broker (in process, so the
+// test can move the controller's clock), gRPC over TLS with an admin certificate, and scripted
+// bus-level agents (./testing.ts) for two clusters.
+import type { ServiceError } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readStatusDetails } from "../../proto/grpc-status.js";
+import { MigrationState, type Migration } from "../../proto/gen/ferry/v1/migrations.js";
+import { PlanPhase, type WatchPlanResponse } from "../../proto/gen/ferry/v1/plans.js";
+import { call, startBrokerEnv, type BrokerClients, type BrokerEnv } from "../testing.js";
+import type { Controller } from "./controller.js";
+import { controllerFactory } from "./index.js";
+import { ScriptedWorld, testVm, type ScriptedAgent } from "./testing.js";
+
+let env: BrokerEnv;
+let admin: BrokerClients;
+let controller: Controller;
+let world: ScriptedWorld;
+let east: ScriptedAgent;
+let west: ScriptedAgent;
+let httpPort: number;
+/** Added to the wall clock: the controller's time. */
+let offsetMs = 0;
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function planDoc(name: string, vms: string[], extra: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "ferry.dev/v1alpha1",
+    kind: "MigrationPlan",
+    metadata: { name },
+    spec: { source: { cluster: "east" }, target: { cluster: "west" }, vms: vms.map((n) => ({ namespace: "db", name: n })), retry: { maxAttempts: 1, backoff: { initialSeconds: 1 } }, ...extra },
+  };
+}
+
+const create = (doc: object, dryRun = false) => call(admin.plans, "createPlan", { document: { $case: "object", value: doc as Record<string, unknown> }, dryRun });
+const getPlan = async (name: string) => (await call(admin.plans, "getPlan", { name })).plan!;
+const planIn = (name: string, ...phases: PlanPhase[]) => waitFor(`plan ${name} in ${phases.map((p) => PlanPhase[p]).join("/")}`, async () => {
+  const p = await getPlan(name);
+  return phases.includes(p.phase) ? p : undefined;
+});
+const migrationIn = (name: string, vm: string, state: MigrationState) =>
+  waitFor(`migration ${name}/db/${vm} in ${MigrationState[state]}`, async () => {
+    const m = (await call(admin.migrations, "getMigration", { migration: { $case: "name", value: `${name}/db/${vm}` } })).migration!;
+    return m.state === state ? m : undefined;
+  });
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith(name) && !l.startsWith("#"))
+    .reduce((s, l) => s + Number(l.split(" ").pop()), 0);
+}
+
+beforeAll(async () => {
+  env = await startBrokerEnv();
+  const broker = await env.startInProcess("broker-0", {}, { controller: controllerFactory({ now: () => new Date(Date.now() + offsetMs), tickMs: 100 }, (c) => (controller = c)) });
+  httpPort = broker.httpPort;
+  await waitFor("leadership", () => broker.runtime.leader.isLeader);
+  admin = await env.adminClients(broker.grpcAddress);
+  world = new ScriptedWorld({ migrationMs: 30 });
+  const [e, w] = await Promise.all([env.enrollAgent(broker.grpcAddress, "east"), env.enrollAgent(broker.grpcAddress, "west")]);
+  const vms = ["pg-0", "pg-1", "pg-2", "pg-3", "pg-4", "pg-5", "pg-6", "pg-7", "pg-8", "pg-9"].map((n) => testVm("db", n));
+  east = await world.agent({ cluster: "east", bus: e.bus, vms });
+  west = await world.agent({ cluster: "west", bus: w.bus, vms: [] });
+  await waitFor("both inventories", async () => (await controller.views.facts(new Date())).clusters["west"]?.availability === "available" && (await controller.views.facts(new Date())).clusters["east"]?.caBundle !== undefined);
+}, 60_000);
+
+afterAll(async () => {
+  admin?.close();
+  await world?.stop();
+  await env?.stop();
+});
+
+describe("PlanService.CreatePlan", () => {
+  it("dry run returns the full report and the migrations it would create, and creates nothing", async () => {
+    world.script("db/pg-9", { preflightIssues: [{ code: "TargetNameCollision", severity: "error", field: "metadata.name", message: "west already has a VM db/pg-9 that ferry did not create", fix: "rename or delete db/pg-9 on west" }] });
+    const { plan } = await create(planDoc("dry", ["pg-0", "pg-9"]), true);
+    expect(plan!.migrations.map((m) => m.name)).toEqual(["dry/db/pg-0", "dry/db/pg-9"]);
+    expect(plan!.migrations.every((m) => m.uid === "" && m.target?.cluster === "west")).toBe(true);
+    expect(plan!.validation.find((v) => v.code === "TargetNameCollision")).toMatchObject({ vm: { cluster: "east", namespace: "db", name: "pg-9" }, fix: "rename or delete db/pg-9 on west" });
+    const err = await call(admin.plans, "getPlan", { name: "dry" }).catch((e: ServiceError) => e);
+    expect((err as ServiceError).code).toBe(5); // NOT_FOUND
+    expect((await call(admin.plans, "listPlans", { pageSize: 0, pageToken: "" })).plans.map((p) => p.name)).not.toContain("dry");
+
+    // Without dry run: FAILED_PRECONDITION naming the VM and the fix; still nothing created.
+    const refused = (await create(planDoc("dry", ["pg-0", "pg-9"])).catch((e: ServiceError) => e)) as ServiceError;
+    expect(refused.code).toBe(9);
+    const pf = readStatusDetails(refused.metadata).find((d) => d.$case === "preconditionFailure");
+    expect(pf?.value).toMatchObject({ violations: [{ type: "TargetNameCollision", subject: "east/db/pg-9" }] });
+    expect((pf!.value as { violations: { description: string }[] }).violations[0]!.description).toContain("rename or delete db/pg-9 on west");
+    expect((await call(admin.plans, "getPlan", { name: "dry" }).catch((e: ServiceError) => e)) as ServiceError).toMatchObject({ code: 5 });
+    world.script("db/pg-9", {});
+  });
+
+  it("an invalid document is INVALID_ARGUMENT with every bad field", async () => {
+    const err = (await create({ ...planDoc("bad", ["pg-0"]), spec: { source: { cluster: "east" }, target: { cluster: "west" }, vms: [{ namespace: "db", name: "pg-0" }], sourcePolicy: "keep", limits: { maxInFlight: 0 } } }).catch((e: ServiceError) => e)) as ServiceError;
+    expect(err.code).toBe(3);
+    const fields = readStatusDetails(err.metadata).flatMap((d) => (d.$case === "badRequest" ? d.value.fieldViolations.map((v) => v.field) : []));
+    expect(fields).toEqual(expect.arrayContaining(["spec.sourcePolicy", "spec.limits.maxInFlight"]));
+  });
+});
+
+describe("the reconcile loop", () => {
+  it("moves a plan's VMs to the target: Succeeded, source halted, plan SUCCEEDED", async () => {
+    const { plan } = await create(planDoc("move", ["pg-0", "pg-1"]));
+    expect(plan!.phase).toBe(PlanPhase.PENDING);
+    const done = await planIn("move", PlanPhase.SUCCEEDED, PlanPhase.FAILED, PlanPhase.PARTIALLY_FAILED);
+    expect(done.phase).toBe(PlanPhase.SUCCEEDED);
+    expect(done.counters).toMatchObject({ total: 2, succeeded: 2 });
+    for (const m of done.migrations) {
+      expect(m.state).toBe(MigrationState.SUCCEEDED);
+      expect(m.attempt).toBe(1);
+      expect(m.migrationId).toBe(`${m.uid}-1`);
+      expect(m.waitingReason).toBe("");
+    }
+    expect(west.vms.map((v) => v.name)).toEqual(expect.arrayContaining(["pg-0", "pg-1"]));
+    expect(east.vms.find((v) => v.name === "pg-0")?.runStrategy).toBe("Halted");
+    // Finished migrations leave the task sets.
+    await waitFor("empty task set on west", () => west.taskSets.at(-1)?.tasks.length === 0);
+    expect(await metric('ferry_migrations{state="Succeeded"')).toBeGreaterThanOrEqual(2);
+    expect(await metric("ferry_migration_duration_seconds_count")).toBeGreaterThanOrEqual(2);
+  });
+
+  it("cancel mid-flight aborts on both sides; the source keeps running", async () => {
+    world.script("db/pg-2", { hold: true });
+    await create(planDoc("cancel", ["pg-2"]));
+    const m = await migrationIn("cancel", "pg-2", MigrationState.MIGRATING);
+    const { plan } = await call(admin.plans, "cancelPlan", { name: "cancel" });
+    expect([PlanPhase.CANCELLING, PlanPhase.CANCELLED]).toContain(plan!.phase);
+    const done = await planIn("cancel", PlanPhase.CANCELLED);
+    expect(done.migrations[0]!.state).toBe(MigrationState.CANCELLED);
+    expect(east.actions).toContain(`${m.uid}/1/source/abort`);
+    expect(west.actions).toContain(`${m.uid}/1/target/abort`);
+    expect(east.vms.find((v) => v.name === "pg-2")?.runStrategy).toBe("Always");
+    expect(west.vms.find((v) => v.name === "pg-2")).toBeUndefined();
+    world.release();
+    // Cancelling a cancelled migration is idempotent; a finished one is FAILED_PRECONDITION.
+    expect((await call(admin.migrations, "cancelMigration", { migration: { $case: "uid", value: m.uid } })).migration!.state).toBe(MigrationState.CANCELLED);
+    const moved = (await call(admin.migrations, "cancelMigration", { migration: { $case: "name", value: "move/db/pg-0" } }).catch((e: ServiceError) => e)) as ServiceError;
+    expect(moved.code).toBe(9);
+    expect(moved.details).toContain("Succeeded");
+  });
+
+  it("a failed migration is retried on request with a new migrationID and succeeds", async () => {
+    world.script("db/pg-3", { fail: 1 });
+    await create(planDoc("retry", ["pg-3"]));
+    const failed = await migrationIn("retry", "pg-3", MigrationState.FAILED);
+    expect(failed.lastError?.message).toContain("scripted failure");
+    expect((await getPlan("retry")).phase).toBe(PlanPhase.FAILED);
+    expect(east.actions).toContain(`${failed.uid}/1/source/abort`);
+    const { migration } = await call(admin.migrations, "retryMigration", { migration: { $case: "name", value: "retry/db/pg-3" } });
+    expect(migration!.state).not.toBe(MigrationState.FAILED);
+    const done = await migrationIn("retry", "pg-3", MigrationState.SUCCEEDED);
+    expect(done.attempt).toBe(2);
+    expect(done.migrationId).toBe(`${done.uid}-2`);
+    expect(done.attempts.map((a) => [a.migrationId, a.outcome])).toEqual([
+      [`${done.uid}-1`, MigrationState.FAILED],
+      [`${done.uid}-2`, MigrationState.SUCCEEDED],
+    ]);
+    expect((await planIn("retry", PlanPhase.SUCCEEDED)).counters).toMatchObject({ succeeded: 1, failed: 0 });
+    // Retrying a succeeded migration is refused.
+    const again = (await call(admin.migrations, "retryMigration", { migration: { $case: "uid", value: done.uid } }).catch((e: ServiceError) => e)) as ServiceError;
+    expect(again.code).toBe(9);
+  });
+
+  it("a stalled attempt is failed by the watchdog and retried after the back-off", async () => {
+    world.script("db/pg-4", { stall: 1 });
+    const stallsBefore = await metric("ferry_migration_stalls_total");
+    await create(planDoc("stall", ["pg-4"], { stallTimeoutSeconds: 60, retry: { maxAttempts: 2, backoff: { initialSeconds: 5 } } }));
+    const m = await migrationIn("stall", "pg-4", MigrationState.MIGRATING);
+    expect(m.waitingReason).toContain("KubeVirt is migrating");
+    offsetMs += 61_000; // the controller's clock passes the stall timeout
+    await waitFor("stall detected", async () => {
+      const x = (await call(admin.migrations, "getMigration", { migration: { $case: "uid", value: m.uid } })).migration!;
+      return x.attempts[0]?.error?.code === "Stalled" ? x : undefined;
+    });
+    offsetMs += 6_000; // and the back-off
+    const done = await migrationIn("stall", "pg-4", MigrationState.SUCCEEDED);
+    expect(done.attempt).toBe(2);
+    expect(done.attempts[0]!.error!.message).toContain("no progress for");
+    expect(await metric("ferry_migration_stalls_total")).toBe(stallsBefore + 1);
+    expect(await metric('ferry_migration_retries_total{kind="automatic"}')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("PlanService.WatchPlan", () => {
+  function collect(name: string, afterSeq: number, until: (r: WatchPlanResponse) => boolean) {
+    const stream = admin.plans.watchPlan({ name, afterSeq });
+    const got: WatchPlanResponse[] = [];
+    let snapshotDone!: () => void;
+    const snapshot = new Promise<void>((r) => (snapshotDone = r));
+    const done = new Promise<WatchPlanResponse[]>((resolve, reject) => {
+      stream.on("data", (r: WatchPlanResponse) => {
+        got.push(r);
+        if (r.snapshotComplete) snapshotDone();
+        if (until(r)) {
+          stream.cancel();
+          resolve(got);
+        }
+      });
+      stream.on("error", (e: ServiceError) => (e.code === 1 ? resolve(got) : reject(e)));
+      stream.on("end", () => resolve(got));
+    });
+    return { done, snapshot };
+  }
+  const finished = (r: WatchPlanResponse) => r.change?.$case === "plan" && r.change.value.phase === PlanPhase.SUCCEEDED && r.message !== "";
+  const live = (r: WatchPlanResponse) => r.message !== "";
+
+  it("streams a snapshot then live changes; a client that resumes from its last seq misses nothing", async () => {
+    world.script("db/pg-5", { hold: true });
+    await create(planDoc("watch", ["pg-5"]));
+    await migrationIn("watch", "pg-5", MigrationState.MIGRATING);
+    const full = collect("watch", 0, finished);
+    const first = collect("watch", 0, live);
+    await Promise.all([full.snapshot, first.snapshot]);
+    world.release(); // live changes start
+    const part = await first.done;
+    const snapshot = part.filter((r) => !live(r));
+    expect(snapshot[0]!.change?.$case).toBe("plan");
+    expect(snapshot.map((r) => r.change?.$case)).toEqual(["plan", "migration"]);
+    expect(snapshot.at(-1)!.snapshotComplete).toBe(true);
+    const lastSeen = part.at(-1)!.seq;
+    // The client lost its stream after one live change; it resumes from the seq it processed.
+    const rest = await collect("watch", lastSeen, finished).done;
+    const all = await full.done;
+    expect(rest.every((r) => r.seq > lastSeen && live(r))).toBe(true);
+    const from = Math.max(all[0]!.seq, part[0]!.seq);
+    const seqs = (list: WatchPlanResponse[]) => [...new Set(list.filter((r) => live(r) && r.seq > from).map((r) => r.seq))];
+    expect(seqs(part).length).toBeGreaterThan(0);
+    expect([...seqs(part), ...seqs(rest)]).toEqual(seqs(all));
+    const migrationsSeen = all.filter((r) => live(r) && r.change?.$case === "migration").map((r) => (r.change!.value as Migration).state);
+    expect(migrationsSeen).toContain(MigrationState.SUCCEEDED);
+  });
+
+  it("a deleted plan ends the stream; a running plan cannot be deleted", async () => {
+    world.script("db/pg-6", { hold: true });
+    await create(planDoc("gone", ["pg-6"]));
+    const refused = (await call(admin.plans, "deletePlan", { name: "gone" }).catch((e: ServiceError) => e)) as ServiceError;
+    expect(refused.code).toBe(9);
+    world.release();
+    await planIn("gone", PlanPhase.SUCCEEDED);
+    const stream = collect("gone", 0, () => false);
+    await call(admin.plans, "deletePlan", { name: "gone" });
+    const got = await stream.done;
+    expect(got[0]!.change?.$case).toBe("plan");
+    expect((await call(admin.plans, "getPlan", { name: "gone" }).catch((e: ServiceError) => e)) as ServiceError).toMatchObject({ code: 5 });
+    expect((await call(admin.migrations, "listMigrations", { plan: "gone", states: [], pageSize: 0, pageToken: "" }).catch((e: ServiceError) => e)) as ServiceError).toMatchObject({ code: 5 });
+  });
+});
