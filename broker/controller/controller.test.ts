@@ -1,7 +1,7 @@
 // The controller end to end inside one broker: real nats-server, real broker (in process, so the
 // test can move the controller's clock), gRPC over TLS with an admin certificate, and scripted
 // bus-level agents (./testing.ts) for two clusters.
-import type { ServiceError } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readStatusDetails } from "../../proto/grpc-status.js";
 import { MigrationState, type Migration } from "../../proto/gen/ferry/v1/migrations.js";
@@ -23,15 +23,15 @@ let offsetMs = 0;
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: unknown;
+  let last: Error | undefined;
   for (;;) {
     try {
       const v = await fn();
       if (v !== undefined && v !== false) return v;
     } catch (e) {
-      last = e;
+      last = e instanceof Error ? e : new Error(String(e));
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -45,7 +45,7 @@ function planDoc(name: string, vms: string[], extra: Record<string, unknown> = {
   };
 }
 
-const create = (doc: object, dryRun = false) => call(admin.plans, "createPlan", { document: { $case: "object", value: doc as Record<string, unknown> }, dryRun });
+const create = (doc: object, dryRun = false) => call(admin.plans, "createPlan", { document: { $case: "object", value: doc }, dryRun });
 const getPlan = async (name: string) => (await call(admin.plans, "getPlan", { name })).plan!;
 const planIn = (name: string, ...phases: PlanPhase[]) => waitFor(`plan ${name} in ${phases.map((p) => PlanPhase[p]).join("/")}`, async () => {
   const p = await getPlan(name);
@@ -212,7 +212,7 @@ describe("PlanService.WatchPlan", () => {
           resolve(got);
         }
       });
-      stream.on("error", (e: ServiceError) => (e.code === 1 ? resolve(got) : reject(e)));
+      stream.on("error", (e: ServiceError) => ((e.code as status) === status.CANCELLED ? resolve(got) : reject(e)));
       stream.on("end", () => resolve(got));
     });
     return { done, snapshot };

@@ -150,7 +150,7 @@ export class ScriptedAgent {
   }
 
   async start(): Promise<void> {
-    this.subs.push(subscribeTasks(this.bus, this.cluster, (m) => this.onTaskSet(m.data)) as BusSubscription<unknown>);
+    this.subs.push(subscribeTasks(this.bus, this.cluster, (m) => this.onTaskSet(m.data)));
     this.subs.push(serveRpc(this.bus, this.cluster, "inventory", () => this.inventory()));
     this.subs.push(serveRpc(this.bus, this.cluster, "describe-vm", (req) => this.describe(req.vm.namespace, req.vm.name)));
     this.subs.push(serveRpc(this.bus, this.cluster, "preflight", (req) => this.preflight(req)));
@@ -287,7 +287,7 @@ export class ScriptedAgent {
           this.world.sendStarted(vmKey, task);
         } else if (task.action === "finalize" && current?.step !== "Finalized") {
           this.set(task, "Finalized");
-          this.vms = this.vms.map((v) => (v.namespace === task.source.namespace && v.name === task.source.name ? { ...v, runStrategy: "Halted", printableStatus: "Stopped", vmiPhase: undefined, node: undefined } as InventoryVm : v));
+          this.vms = this.vms.map((v) => (v.namespace === task.source.namespace && v.name === task.source.name ? { ...v, runStrategy: "Halted", printableStatus: "Stopped", vmiPhase: undefined, node: undefined } : v));
           this.publishInventory();
         }
         return;
