@@ -212,7 +212,7 @@ describe("PlanService.WatchPlan", () => {
           resolve(got);
         }
       });
-      stream.on("error", (e: ServiceError) => ((e.code as status) === status.CANCELLED ? resolve(got) : reject(e)));
+      stream.on("error", (e: ServiceError) => (String(e.code) === String(status.CANCELLED) ? resolve(got) : reject(e)));
       stream.on("end", () => resolve(got));
     });
     return { done, snapshot };
