@@ -17,6 +17,7 @@ let controller: Controller;
 let world: ScriptedWorld;
 let east: ScriptedAgent;
 let west: ScriptedAgent;
+let north: ScriptedAgent;
 let httpPort: number;
 /** Added to the wall clock: the controller's time. */
 let offsetMs = 0;
@@ -72,11 +73,15 @@ beforeAll(async () => {
   await waitFor("leadership", () => broker.runtime.leader.isLeader);
   admin = await env.adminClients(broker.grpcAddress);
   world = new ScriptedWorld({ migrationMs: 30 });
-  const [e, w] = await Promise.all([env.enrollAgent(broker.grpcAddress, "east"), env.enrollAgent(broker.grpcAddress, "west")]);
+  const [e, w, n] = await Promise.all(["east", "west", "north"].map((c) => env.enrollAgent(broker.grpcAddress, c)));
   const vms = ["pg-0", "pg-1", "pg-2", "pg-3", "pg-4", "pg-5", "pg-6", "pg-7", "pg-8", "pg-9"].map((n) => testVm("db", n));
-  east = await world.agent({ cluster: "east", bus: e.bus, vms });
-  west = await world.agent({ cluster: "west", bus: w.bus, vms: [] });
-  await waitFor("both inventories", async () => (await controller.views.facts(new Date())).clusters["west"]?.availability === "available" && (await controller.views.facts(new Date())).clusters["east"]?.caBundle !== undefined);
+  east = await world.agent({ cluster: "east", bus: e!.bus, vms });
+  west = await world.agent({ cluster: "west", bus: w!.bus, vms: [] });
+  north = await world.agent({ cluster: "north", bus: n!.bus, vms: [], nodeMemoryBytes: 8 * 2 ** 30 });
+  await waitFor("every inventory", async () => {
+    const { clusters } = await controller.views.facts(new Date());
+    return ["east", "west", "north"].every((c) => clusters[c]?.availability === "available" && clusters[c]?.caBundle !== undefined);
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -194,6 +199,22 @@ describe("the reconcile loop", () => {
     expect(done.attempts[0]!.error!.message).toContain("no progress for");
     expect(await metric("ferry_migration_stalls_total")).toBe(stallsBefore + 1);
     expect(await metric('ferry_migration_retries_total{kind="automatic"}')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("evacuation", () => {
+  it("places each VM with the reason in its migration; the plan runs to success", async () => {
+    const doc = { ...planDoc("evacuate", ["pg-7", "pg-8"]), spec: { ...planDoc("evacuate", ["pg-7", "pg-8"]).spec, target: { evacuate: true, candidates: ["west", "north"] } } };
+    const dry = (await create(doc, true)).plan!;
+    expect(dry.migrations.map((m) => m.placement)).toEqual([expect.stringMatching(/^placed on (west|north)/), expect.stringMatching(/^placed on (west|north)/)]);
+    await create(doc);
+    const done = await planIn("evacuate", PlanPhase.SUCCEEDED, PlanPhase.FAILED, PlanPhase.PARTIALLY_FAILED);
+    expect(done.phase).toBe(PlanPhase.SUCCEEDED);
+    for (const m of done.migrations) {
+      expect(m.placement).toMatch(new RegExp(`^placed on ${m.target!.cluster}`));
+      const agent = m.target!.cluster === "north" ? north : west;
+      expect(agent.vms.map((v) => v.name)).toContain(m.source!.name);
+    }
   });
 });
 
