@@ -75,6 +75,8 @@ beforeAll(async () => {
   world = new ScriptedWorld({ migrationMs: 30 });
   const [e, w, n] = await Promise.all(["east", "west", "north"].map((c) => env.enrollAgent(broker.grpcAddress, c)));
   const vms = ["pg-0", "pg-1", "pg-2", "pg-3", "pg-4", "pg-5", "pg-6", "pg-7", "pg-8", "pg-9"].map((n) => testVm("db", n));
+  // 24 VMs over two source nodes for the bulk plan.
+  for (let i = 0; i < 24; i++) vms.push(testVm("bulk", `vm-${i}`, { node: i % 2 ? "node-b" : "node-a", memoryBytes: (1 + (i % 4)) * 2 ** 30 }));
   east = await world.agent({ cluster: "east", bus: e!.bus, vms });
   west = await world.agent({ cluster: "west", bus: w!.bus, vms: [] });
   north = await world.agent({ cluster: "north", bus: n!.bus, vms: [], nodeMemoryBytes: 8 * 2 ** 30 });
@@ -199,6 +201,34 @@ describe("the reconcile loop", () => {
     expect(done.attempts[0]!.error!.message).toContain("no progress for");
     expect(await metric("ferry_migration_stalls_total")).toBe(stallsBefore + 1);
     expect(await metric('ferry_migration_retries_total{kind="automatic"}')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("scheduling", () => {
+  it("a plan of 24 VMs never exceeds the source nodes' slots, says why the others wait, and finishes", async () => {
+    const names = Array.from({ length: 24 }, (_, i) => `vm-${i}`);
+    for (const n of names) world.script(`bulk/${n}`, { hold: true });
+    const doc = { ...planDoc("bulk", []), spec: { ...planDoc("bulk", []).spec, vms: names.map((name) => ({ namespace: "bulk", name })), limits: { maxInFlight: 20 } } };
+    await create(doc);
+    // Every send is held: the slots fill (2 per source node: parallelOutboundMigrationsPerNode) and stay full.
+    const list = async () => (await call(admin.migrations, "listMigrations", { plan: "bulk", states: [], pageSize: 0, pageToken: "" })).migrations;
+    const queued = await waitFor("4 migrating, 20 queued with a reason", async () => {
+      const ms = await list();
+      const migrating = ms.filter((m) => m.state === MigrationState.MIGRATING);
+      const waiting = ms.filter((m) => m.state === MigrationState.QUEUED);
+      return migrating.length === 4 && waiting.length === 20 ? waiting : undefined;
+    });
+    for (const m of queued) expect(m.waitingReason).toMatch(/^waiting for a migration slot on source node node-[ab] \(2\/2 in flight, parallelOutboundMigrationsPerNode of cluster east\)$/);
+    const plan = await getPlan("bulk");
+    expect(plan.counters).toMatchObject({ total: 24, running: 4, queued: 20 });
+    expect(await metric("ferry_migrations_queue_length")).toBe(20);
+    world.release();
+    const done = await planIn("bulk", PlanPhase.SUCCEEDED, PlanPhase.FAILED, PlanPhase.PARTIALLY_FAILED);
+    expect(done.phase).toBe(PlanPhase.SUCCEEDED);
+    expect(world.maxActive.get("east/node-a")).toBeLessThanOrEqual(2);
+    expect(world.maxActive.get("east/node-b")).toBeLessThanOrEqual(2);
+    expect(world.maxActive.get("west")).toBeLessThanOrEqual(5);
+    expect(done.migrations.every((m) => m.attempt === 1)).toBe(true);
   });
 });
 

@@ -250,7 +250,8 @@ export class Controller {
       }
     }
     // A task set must list every task: skip publishing rather than drop the tasks of a migration whose step failed.
-    if (complete && !signal.aborted) this.publishTaskSets(facts, outputs, now);
+    // A deposed leader must not publish (its view may be older than the new leader's).
+    if (complete && !signal.aborted && this.rt.leader.isLeader) this.publishTaskSets(facts, outputs, now);
 
     for (const [name, c] of plans) {
       if (signal.aborted) return;

@@ -61,6 +61,8 @@ export interface VmScript {
   hold?: boolean;
   /** Issues the preflight reports (on either side). */
   preflightIssues?: Issue[];
+  /** How long a send takes (default: the world's migrationMs). */
+  durationMs?: number;
 }
 
 export interface AgentOptions {
@@ -356,6 +358,10 @@ export class ScriptedWorld {
   private readonly held: (() => void)[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly cas = new Map<string, Promise<string>>();
+  /** Sends in progress per cluster (source and target both count, as KubeVirt counts VMIMs) and per source node. */
+  readonly active = new Map<string, number>();
+  /** The most sends ever in progress at once, per cluster and per "cluster/node". */
+  readonly maxActive = new Map<string, number>();
 
   constructor(private readonly opts: { migrationMs?: number } = {}) {}
 
@@ -407,7 +413,14 @@ export class ScriptedWorld {
     const target = this.agents.get(task.target.cluster);
     if (!source || !target) return;
     if (script?.stall !== undefined && attempt <= script.stall) return; // never progresses
+    const node = this.sourceVm(task)?.node ?? "?";
+    const slots = [task.source.cluster, task.target.cluster, `${task.source.cluster}/${node}`];
+    for (const k of slots) {
+      this.active.set(k, (this.active.get(k) ?? 0) + 1);
+      this.maxActive.set(k, Math.max(this.maxActive.get(k) ?? 0, this.active.get(k)!));
+    }
     const finish = () => {
+      for (const k of slots) this.active.set(k, this.active.get(k)! - 1);
       if (script?.fail !== undefined && attempt <= script.fail) {
         const error = { code: "MigrationFailed", message: `scripted failure of attempt ${task.attempt}: the target's virt-handler reported an error`, fix: "retry" };
         target.failTarget(task, error);
@@ -417,8 +430,9 @@ export class ScriptedWorld {
       target.completeTarget(task);
       source.finishSource(task, "Succeeded");
     };
-    if (script?.hold) this.held.push(() => this.later(finish));
-    else this.later(finish);
+    const ms = script?.durationMs ?? this.opts.migrationMs ?? 50;
+    if (script?.hold) this.held.push(() => this.later(finish, ms));
+    else this.later(finish, ms);
   }
 
   aborted(task: Task): void {
