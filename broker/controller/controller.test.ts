@@ -68,13 +68,13 @@ async function metric(name: string): Promise<number> {
 
 beforeAll(async () => {
   env = await startBrokerEnv();
-  const broker = await env.startInProcess("broker-0", {}, { controller: controllerFactory({ now: () => new Date(Date.now() + offsetMs), tickMs: 100 }, (c) => (controller = c)) });
+  const broker = await env.startInProcess("broker-0", { agents: { heartbeatGraceSeconds: 2 } }, { controller: controllerFactory({ now: () => new Date(Date.now() + offsetMs), tickMs: 100 }, (c) => (controller = c)) });
   httpPort = broker.httpPort;
   await waitFor("leadership", () => broker.runtime.leader.isLeader);
   admin = await env.adminClients(broker.grpcAddress);
   world = new ScriptedWorld({ migrationMs: 30 });
   const [e, w, n] = await Promise.all(["east", "west", "north"].map((c) => env.enrollAgent(broker.grpcAddress, c)));
-  const vms = ["pg-0", "pg-1", "pg-2", "pg-3", "pg-4", "pg-5", "pg-6", "pg-7", "pg-8", "pg-9"].map((n) => testVm("db", n));
+  const vms = Array.from({ length: 12 }, (_, i) => testVm("db", `pg-${i}`));
   // 24 VMs over two source nodes for the bulk plan.
   for (let i = 0; i < 24; i++) vms.push(testVm("bulk", `vm-${i}`, { node: i % 2 ? "node-b" : "node-a", memoryBytes: (1 + (i % 4)) * 2 ** 30 }));
   east = await world.agent({ cluster: "east", bus: e!.bus, vms });
@@ -201,6 +201,31 @@ describe("the reconcile loop", () => {
     expect(done.attempts[0]!.error!.message).toContain("no progress for");
     expect(await metric("ferry_migration_stalls_total")).toBe(stallsBefore + 1);
     expect(await metric('ferry_migration_retries_total{kind="automatic"}')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("an unreachable cluster", () => {
+  it("pauses the migration and its watchdog, aborts nothing, and the migration completes when the cluster is back", async () => {
+    world.script("db/pg-10", { hold: true });
+    await create(planDoc("away", ["pg-10"], { stallTimeoutSeconds: 60 }));
+    const m = await migrationIn("away", "pg-10", MigrationState.MIGRATING);
+    west.pause();
+    const waiting = await waitFor("the unreachable reason", async () => {
+      const x = (await call(admin.migrations, "getMigration", { migration: { $case: "uid", value: m.uid } })).migration!;
+      return x.waitingReason.startsWith("cluster west is unreachable") ? x : undefined;
+    });
+    expect(waiting.waitingReason).toContain("nothing is aborted meanwhile");
+    offsetMs += 3_600_000; // an hour passes on the controller's clock: far past the stall timeout
+    await controller.reconciled();
+    await controller.reconciled();
+    const still = (await call(admin.migrations, "getMigration", { migration: { $case: "uid", value: m.uid } })).migration!;
+    expect(still.state).toBe(MigrationState.MIGRATING);
+    expect(still.attempts.map((a) => a.outcome)).toEqual([MigrationState.UNSPECIFIED]);
+    expect(east.actions.filter((a) => a.startsWith(`${m.uid}/`) && a.endsWith("/abort"))).toEqual([]);
+    west.resume();
+    world.release();
+    const done = await migrationIn("away", "pg-10", MigrationState.SUCCEEDED);
+    expect(done.attempt).toBe(1);
   });
 });
 

@@ -106,6 +106,8 @@ export class ScriptedAgent {
   private epoch = Date.now();
   private seq = 0;
   private stopped = false;
+  /** Partitioned from the broker: no reports out, task sets lost (see pause/resume). */
+  private paused = false;
 
   constructor(
     private readonly world: ScriptedWorld,
@@ -179,12 +181,12 @@ export class ScriptedAgent {
   }
 
   heartbeat(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     publishReport(this.bus, this.cluster, "heartbeat", { ...this.head("Heartbeat"), time: new Date().toISOString(), health: { kubernetesApi: true, watches: true, tasks: this.tasks.size } });
   }
 
   publishInventory(): void {
-    if (!this.stopped) publishReport(this.bus, this.cluster, "inventory", this.inventory());
+    if (!this.stopped && !this.paused) publishReport(this.bus, this.cluster, "inventory", this.inventory());
   }
 
   status(): Status {
@@ -198,7 +200,7 @@ export class ScriptedAgent {
   }
 
   publishStatus(): void {
-    if (!this.stopped) publishReport(this.bus, this.cluster, "status", this.status());
+    if (!this.stopped && !this.paused) publishReport(this.bus, this.cluster, "status", this.status());
   }
 
   private describe(namespace: string, name: string): VmDescription | { apiVersion: typeof BUS_API_VERSION; kind: "RpcError"; code: "NotFound"; message: string } {
@@ -224,7 +226,7 @@ export class ScriptedAgent {
   // --- task sets --------------------------------------------------------------------------
 
   private onTaskSet(set: TaskSet): void {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     if (set.generation <= this.lastGeneration) {
       this.ignored++;
       return;
@@ -339,6 +341,20 @@ export class ScriptedAgent {
     const held = this.tasks.get(key(task.migrationUid, task.attempt, "target"));
     if (!held || held.status.step === "Aborted") return;
     this.set(held.task, "Failed", { error, vmim: { name: `ferry-${task.migrationId}-receive`, phase: "Failed", phaseTransitions: [], conditions: [], migrationState: { completed: false, failed: true, failureReason: error.message } } });
+    this.publishStatus();
+  }
+
+  /** A network partition: no heartbeats or reports reach the broker and its task sets are lost; KubeVirt keeps going. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** The partition heals: the agent reconnects and says hello (as on every NATS reconnect), then reports. */
+  resume(): void {
+    this.paused = false;
+    this.hello();
+    this.heartbeat();
+    this.publishInventory();
     this.publishStatus();
   }
 
