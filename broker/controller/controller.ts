@@ -258,10 +258,10 @@ export class Controller {
       const migs = [...this.store.migrations.values()].filter((x) => x.value.plan === name).map((x) => x.value);
       await this.updatePlanStatus(c, migs, now).catch((e: unknown) => this.log.warn({ plan: name, err: String(e) }, "could not update the plan status"));
     }
-    for (const uid of this.results.keys()) {
-      const m = live.find((c) => c.value.uid === uid)?.value;
-      if (!m || m.state !== "Validating") this.results.delete(uid);
-    }
+    // Replies are needed only while their migration validates (read its state as written in this
+    // pass: a reply may have arrived for a migration this pass admitted).
+    const validating = new Set([...this.store.migrations.values()].filter((c) => c.value.state === "Validating").map((c) => c.value.uid));
+    for (const uid of this.results.keys()) if (!validating.has(uid)) this.results.delete(uid);
     this.metrics.queued.set(sched.waiting.size);
   }
 
