@@ -19,6 +19,7 @@ let east: ScriptedAgent;
 let west: ScriptedAgent;
 let north: ScriptedAgent;
 let httpPort: number;
+let address: string;
 /** Added to the wall clock: the controller's time. */
 let offsetMs = 0;
 
@@ -70,6 +71,7 @@ beforeAll(async () => {
   env = await startBrokerEnv();
   const broker = await env.startInProcess("broker-0", { agents: { heartbeatGraceSeconds: 2 } }, { controller: controllerFactory({ now: () => new Date(Date.now() + offsetMs), tickMs: 100 }, (c) => (controller = c)) });
   httpPort = broker.httpPort;
+  address = broker.grpcAddress;
   await waitFor("leadership", () => broker.runtime.leader.isLeader);
   admin = await env.adminClients(broker.grpcAddress);
   world = new ScriptedWorld({ migrationMs: 30 });
@@ -270,6 +272,42 @@ describe("evacuation", () => {
       const agent = m.target!.cluster === "north" ? north : west;
       expect(agent.vms.map((v) => v.name)).toContain(m.source!.name);
     }
+  });
+});
+
+describe("listing and access", () => {
+  it("pages plans newest first and migrations by name; refuses a foreign page token and non-admin callers", async () => {
+    const all = (await call(admin.plans, "listPlans", { pageSize: 0, pageToken: "" })).plans;
+    expect(all.length).toBeGreaterThan(3);
+    expect(all.map((p) => p.createTime!.getTime())).toEqual([...all.map((p) => p.createTime!.getTime())].sort((a, b) => b - a));
+    const seen: string[] = [];
+    let token = "";
+    do {
+      const page = await call(admin.plans, "listPlans", { pageSize: 2, pageToken: token });
+      expect(page.plans.length).toBeLessThanOrEqual(2);
+      expect(page.plans.every((p) => p.migrations.length === 0)).toBe(true);
+      seen.push(...page.plans.map((p) => p.name));
+      token = page.nextPageToken;
+    } while (token);
+    expect(seen).toEqual(all.map((p) => p.name));
+    const bad = (await call(admin.plans, "listPlans", { pageSize: 2, pageToken: "nonsense!" }).catch((e: ServiceError) => e)) as ServiceError;
+    expect(bad.code).toBe(3);
+    expect(readStatusDetails(bad.metadata).find((d) => d.$case === "badRequest")?.value).toMatchObject({ fieldViolations: [{ field: "page_token" }] });
+
+    const page = await call(admin.migrations, "listMigrations", { plan: "bulk", states: [MigrationState.SUCCEEDED], pageSize: 10, pageToken: "" });
+    expect(page.totalSize).toBe(24);
+    expect(page.migrations.map((m) => m.name)).toEqual([...page.migrations.map((m) => m.name)].sort());
+    const none = await call(admin.migrations, "listMigrations", { plan: "bulk", states: [MigrationState.FAILED], pageSize: 0, pageToken: "" });
+    expect(none).toMatchObject({ migrations: [], totalSize: 0, nextPageToken: "" });
+
+    const asAgent = env.clients(address, await env.channelCredentials({ role: "agent", cluster: "east" }));
+    const denied = (await call(asAgent.plans, "listPlans", { pageSize: 0, pageToken: "" }).catch((e: ServiceError) => e)) as ServiceError;
+    asAgent.close();
+    expect(denied.code).toBe(7); // PERMISSION_DENIED
+    const anonymous = env.clients(address, await env.channelCredentials(null));
+    const unauth = (await call(anonymous.migrations, "getMigration", { migration: { $case: "name", value: "bulk/bulk/vm-0" } }).catch((e: ServiceError) => e)) as ServiceError;
+    anonymous.close();
+    expect(unauth.code).toBe(16); // UNAUTHENTICATED
   });
 });
 
