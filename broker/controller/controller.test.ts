@@ -4,7 +4,7 @@
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readStatusDetails } from "../../proto/grpc-status.js";
-import { MigrationState, type Migration } from "../../proto/gen/ferry/v1/migrations.js";
+import { MigrationKind, MigrationState, type Migration } from "../../proto/gen/ferry/v1/migrations.js";
 import { PlanPhase, type WatchPlanResponse } from "../../proto/gen/ferry/v1/plans.js";
 import { call, startBrokerEnv, type BrokerClients, type BrokerEnv } from "../testing.js";
 import type { Controller } from "./controller.js";
@@ -77,6 +77,7 @@ beforeAll(async () => {
   world = new ScriptedWorld({ migrationMs: 30 });
   const [e, w, n] = await Promise.all(["east", "west", "north"].map((c) => env.enrollAgent(broker.grpcAddress, c)));
   const vms = Array.from({ length: 12 }, (_, i) => testVm("db", `pg-${i}`));
+  vms.push(testVm("db", "cold-0", { runStrategy: "Halted", printableStatus: "Stopped", vmiPhase: undefined, node: undefined }));
   // 24 VMs over two source nodes for the bulk plan.
   for (let i = 0; i < 24; i++) vms.push(testVm("bulk", `vm-${i}`, { node: i % 2 ? "node-b" : "node-a", memoryBytes: (1 + (i % 4)) * 2 ** 30 }));
   east = await world.agent({ cluster: "east", bus: e!.bus, vms });
@@ -203,6 +204,25 @@ describe("the reconcile loop", () => {
     expect(done.attempts[0]!.error!.message).toContain("no progress for");
     expect(await metric("ferry_migration_stalls_total")).toBe(stallsBefore + 1);
     expect(await metric('ferry_migration_retries_total{kind="automatic"}')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("same-cluster moves", () => {
+  it("a running VM moves its volumes live (storage) and a stopped one offline, both on the one cluster", async () => {
+    const doc = { ...planDoc("restore", ["pg-11", "cold-0"]), spec: { ...planDoc("restore", ["pg-11", "cold-0"]).spec, target: { cluster: "east" }, storageMap: [{ source: "standard", target: "fast" }] } };
+    const dry = (await create(doc, true)).plan!;
+    expect(dry.migrations.map((m) => [m.name, m.kind])).toEqual([
+      ["restore/db/cold-0", MigrationKind.OFFLINE],
+      ["restore/db/pg-11", MigrationKind.STORAGE_LIVE],
+    ]);
+    await create(doc);
+    const done = await planIn("restore", PlanPhase.SUCCEEDED, PlanPhase.FAILED, PlanPhase.PARTIALLY_FAILED);
+    expect(done.phase).toBe(PlanPhase.SUCCEEDED);
+    for (const m of done.migrations) {
+      const role = m.kind === MigrationKind.OFFLINE ? "offline" : "storage";
+      expect(east.actions).toEqual(expect.arrayContaining([`${m.uid}/1/${role}/migrate`, `${m.uid}/1/${role}/finalize`]));
+    }
+    expect(west.actions.some((a) => done.migrations.some((m) => a.startsWith(m.uid)))).toBe(false);
   });
 });
 

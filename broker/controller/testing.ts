@@ -142,7 +142,10 @@ export class ScriptedAgent {
         workloadUpdateMethods: ["LiveMigrate"],
         vmRolloutStrategy: "LiveUpdate",
       },
-      storageClasses: [{ name: "standard", provisioner: "csi.example", volumeBindingMode: "WaitForFirstConsumer", isDefault: true }],
+      storageClasses: [
+        { name: "standard", provisioner: "csi.example", volumeBindingMode: "WaitForFirstConsumer", isDefault: true },
+        { name: "fast", provisioner: "nvme.csi.example", volumeBindingMode: "WaitForFirstConsumer", isDefault: false },
+      ],
       networks: [],
       nodes: [
         { name: "node-a", architecture: "amd64", schedulable: true, allocatableMemoryBytes: nodeMemory },
