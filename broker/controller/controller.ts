@@ -24,6 +24,7 @@ import { BUS_API_VERSION, type Event, type TaskStatus, type TrustStatus } from "
 import type { BrokerRuntime } from "../broker.js";
 import {
   composeTaskSets,
+  isInFlight,
   isTerminal,
   jsonEqual,
   planStatus,
@@ -70,6 +71,8 @@ interface Published {
 }
 
 const WAKE_KINDS = new Set(["hello", "inventory", "status"]);
+/** Migrations stepped and written at once within a pass. */
+const PASS_CONCURRENCY = 16;
 
 export class Controller {
   readonly store: RecordStore;
@@ -236,28 +239,38 @@ export class Controller {
 
     const outputs: StepResult[] = [];
     let complete = true;
-    for (const c of live) {
-      if (signal.aborted) return;
-      const m = c.value;
-      const plan = planValues[m.plan]!;
-      if (isTerminal(m.state) && !m.retryRequested && !m.cancelRequested) continue;
-      try {
-        const r = await this.stepOne(c, now, plan, facts, trust, tasksByUid, admitted.has(m.uid), sched.waiting.get(m.uid));
-        if (r) outputs.push(r);
-      } catch (e) {
-        complete = false;
-        this.log.warn({ migration: m.uid, err: e instanceof Error ? e.message : String(e) }, "could not advance the migration; retrying on the next pass");
+    // Migrations are independent records: step and write them concurrently (events of one
+    // migration stay in order). Task sets are composed from all outputs, in a stable order.
+    const work = live.filter((c) => !isTerminal(c.value.state) || c.value.retryRequested || c.value.cancelRequested);
+    const worker = async () => {
+      for (let c = work.shift(); c && !signal.aborted; c = work.shift()) {
+        const m = c.value;
+        try {
+          const r = await this.stepOne(c, now, planValues[m.plan]!, facts, trust, tasksByUid, admitted.has(m.uid), sched.waiting.get(m.uid));
+          if (r) outputs.push(r);
+        } catch (e) {
+          complete = false;
+          this.log.warn({ migration: m.uid, err: e instanceof Error ? e.message : String(e) }, "could not advance the migration; retrying on the next pass");
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(PASS_CONCURRENCY, Math.max(1, work.length)) }, worker));
+    if (signal.aborted) return;
     // A task set must list every task: skip publishing rather than drop the tasks of a migration whose step failed.
     // A deposed leader must not publish (its view may be older than the new leader's).
     if (complete && !signal.aborted && this.rt.leader.isLeader) this.publishTaskSets(facts, outputs, now);
 
-    for (const [name, c] of plans) {
-      if (signal.aborted) return;
-      const migs = [...this.store.migrations.values()].filter((x) => x.value.plan === name).map((x) => x.value);
-      await this.updatePlanStatus(c, migs, now).catch((e: unknown) => this.log.warn({ plan: name, err: String(e) }, "could not update the plan status"));
+    const byPlan = new Map<string, MigrationRecord[]>();
+    for (const x of this.store.migrations.values()) {
+      const list = byPlan.get(x.value.plan);
+      if (list) list.push(x.value);
+      else byPlan.set(x.value.plan, [x.value]);
     }
+    await Promise.all(
+      [...plans].map(([name, c]) =>
+        signal.aborted ? Promise.resolve(undefined) : this.updatePlanStatus(c, byPlan.get(name) ?? [], now).catch((e: unknown) => this.log.warn({ plan: name, err: String(e) }, "could not update the plan status")),
+      ),
+    );
     // Replies are needed only while their migration validates (read its state as written in this
     // pass: a reply may have arrived for a migration this pass admitted).
     const validating = new Set([...this.store.migrations.values()].filter((c) => c.value.state === "Validating").map((c) => c.value.uid));
@@ -287,6 +300,8 @@ export class Controller {
     });
     if (!written || !result) return undefined;
     if (written.revision !== c.revision) {
+      // A slot freed: schedule again at once rather than on the next report or tick.
+      if (isInFlight(before.state) && !isInFlight(written.value.state)) this.dirty = true;
       this.metrics.observeTransition(before, written.value, result.events);
       await this.publishEvents(result.events, written.revision);
     }
