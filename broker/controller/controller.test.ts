@@ -149,6 +149,10 @@ describe("the reconcile loop", () => {
     world.script("db/pg-2", { hold: true });
     await create(planDoc("cancel", ["pg-2"]));
     const m = await migrationIn("cancel", "pg-2", MigrationState.MIGRATING);
+    // A cluster in use cannot be removed: the controller names the migration.
+    const inUse = (await call(admin.clusters, "removeCluster", { name: "west" }).catch((e: ServiceError) => e)) as ServiceError;
+    expect(inUse.code).toBe(9);
+    expect(readStatusDetails(inUse.metadata).find((d) => d.$case === "preconditionFailure")?.value).toMatchObject({ violations: [{ type: "MigrationInFlight", subject: "cancel/db/pg-2" }] });
     const { plan } = await call(admin.plans, "cancelPlan", { name: "cancel" });
     expect([PlanPhase.CANCELLING, PlanPhase.CANCELLED]).toContain(plan!.phase);
     const done = await planIn("cancel", PlanPhase.CANCELLED);
