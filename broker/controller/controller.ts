@@ -44,7 +44,7 @@ import {
 import type { LeaderTerm } from "../leader.js";
 import { eventMsgId } from "../state/events.js";
 import { ControllerMetrics } from "./metrics.js";
-import { migrationKey, RecordStore, type Cached } from "./store.js";
+import { RecordStore, type Cached } from "./store.js";
 import { ClusterViews, type ClusterFacts } from "./views.js";
 
 export interface ControllerOptions {
@@ -409,9 +409,5 @@ export class Controller {
     return all
       .filter((m) => !isTerminal(m.state) && (m.source.cluster === cluster || m.target.cluster === cluster))
       .map((m) => ({ uid: m.uid, name: `${m.plan}/${m.source.namespace}/${m.source.name}`, state: m.state }));
-  }
-
-  key(m: MigrationRecord): string {
-    return migrationKey(m);
   }
 }

@@ -273,7 +273,6 @@ export class ScriptedAgent {
       if (current?.step === "Aborted") return;
       // A target whose receive VMIM succeeded is never aborted: the VM lives here now.
       if (task.role === "target" && current?.step === "Succeeded") return;
-      this.world.aborted(task);
       if (task.role === "target") this.vms = this.vms.filter((v) => !(v.namespace === task.target.namespace && v.name === task.target.name));
       this.set(task, "Aborted", { vm: { exists: task.role !== "target" } });
       return;
@@ -452,10 +451,6 @@ export class ScriptedWorld {
     const ms = script?.durationMs ?? this.opts.migrationMs ?? 50;
     if (script?.hold) this.held.push(() => this.later(finish, ms));
     else this.later(finish, ms);
-  }
-
-  aborted(task: Task): void {
-    void task;
   }
 
   async stop(): Promise<void> {
