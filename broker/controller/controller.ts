@@ -71,6 +71,8 @@ interface Published {
 }
 
 const WAKE_KINDS = new Set(["hello", "inventory", "status"]);
+/** A task set the agent has not acknowledged (status.taskSetGeneration) this long after it was sent is sent again. */
+const LOST_SET_MS = 3000;
 /** Migrations stepped and written at once within a pass. */
 const PASS_CONCURRENCY = 16;
 
@@ -375,7 +377,10 @@ export class Controller {
       const last = this.published.get(cluster);
       const agentGen = facts.agentGenerations[cluster] ?? 0;
       const changed = !last || !sameTaskSet(body, last.body) || agentGen > last.generation;
-      const due = changed || this.greeted.has(cluster) || nowMs - last.atMs >= this.opts.republishMs;
+      // The agent still reports an older set a while after this one went out: it was lost (a
+      // reconnect, a dropped message); send it again now rather than at the periodic re-send.
+      const lost = last !== undefined && agentGen < last.generation && nowMs - last.atMs >= LOST_SET_MS;
+      const due = changed || lost || this.greeted.has(cluster) || nowMs - last.atMs >= this.opts.republishMs;
       if (!due) continue;
       // Generations only grow, across leaders too: above what this replica sent, above what the
       // agent reports having seen, and at least the wall clock in ms (a new leader that has not
@@ -385,7 +390,7 @@ export class Controller {
         publishTasks(this.rt.bus, cluster, toTaskSet(body, generation, now));
         this.published.set(cluster, { body, generation, atMs: nowMs });
         this.greeted.delete(cluster);
-        this.metrics.taskSets.inc({ reason: changed ? "changed" : "periodic" });
+        this.metrics.taskSets.inc({ reason: changed ? "changed" : lost ? "lost" : "periodic" });
       } catch (e) {
         this.log.warn({ cluster, err: String(e) }, "could not publish the task set");
       }

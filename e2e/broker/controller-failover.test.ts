@@ -54,7 +54,11 @@ describe("controller failover", () => {
     await waitFor(async () => {
       const { migrations } = await call(admin0.migrations, "listMigrations", { plan: "failover", states: [MigrationState.MIGRATING], pageSize: 0, pageToken: "" });
       return migrations.length === 2;
-    }, "two migrations in flight", 30_000);
+    }, "two migrations in flight", 60_000).catch(async (e: unknown) => {
+      // Say where each migration waits.
+      const { plan } = await call(admin0.plans, "getPlan", { name: "failover" });
+      throw new Error(`${String(e)}: ${plan!.migrations.map((m) => `${m.name} ${MigrationState[m.state]}: ${m.waitingReason}`).join("; ")}`);
+    });
     admin0.close();
 
     await b0.kill();
