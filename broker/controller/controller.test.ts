@@ -76,7 +76,7 @@ beforeAll(async () => {
   admin = await env.adminClients(broker.grpcAddress);
   world = new ScriptedWorld({ migrationMs: 30 });
   const [e, w, n] = await Promise.all(["east", "west", "north"].map((c) => env.enrollAgent(broker.grpcAddress, c)));
-  const vms = Array.from({ length: 12 }, (_, i) => testVm("db", `pg-${i}`));
+  const vms = Array.from({ length: 13 }, (_, i) => testVm("db", `pg-${i}`));
   vms.push(testVm("db", "cold-0", { runStrategy: "Halted", printableStatus: "Stopped", vmiPhase: undefined, node: undefined }));
   // 24 VMs over two source nodes for the bulk plan.
   for (let i = 0; i < 24; i++) vms.push(testVm("bulk", `vm-${i}`, { node: i % 2 ? "node-b" : "node-a", memoryBytes: (1 + (i % 4)) * 2 ** 30 }));
@@ -208,6 +208,26 @@ describe("the reconcile loop", () => {
     expect(done.attempts[0]!.error!.message).toContain("no progress for");
     expect(await metric("ferry_migration_stalls_total")).toBe(stallsBefore + 1);
     expect(await metric('ferry_migration_retries_total{kind="automatic"}')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("plan window", () => {
+  it("a plan outside its window waits and says which window; it starts once the window opens", async () => {
+    const hh = (d: Date) => `${String(d.getUTCHours()).padStart(2, "0")}:00`;
+    const now = new Date(Date.now() + offsetMs);
+    const start = new Date(now.getTime() + 2 * 3_600_000);
+    const end = new Date(now.getTime() + 4 * 3_600_000);
+    await create(planDoc("window", ["pg-12"], { window: { start: hh(start), end: hh(end), timeZone: "UTC" } }));
+    const waiting = await waitFor("the window reason", async () => {
+      const p = await getPlan("window");
+      return p.waitingReason.startsWith("outside the plan's window") ? p : undefined;
+    });
+    expect(waiting.waitingReason).toBe(`outside the plan's window ${hh(start)}–${hh(end)} UTC`);
+    expect(waiting.phase).toBe(PlanPhase.PENDING);
+    expect(waiting.migrations[0]!.state).toBe(MigrationState.QUEUED);
+    offsetMs += 2.5 * 3_600_000; // the next pass (timer or report) sees the window open
+    const done = await planIn("window", PlanPhase.SUCCEEDED, PlanPhase.FAILED);
+    expect(done.phase).toBe(PlanPhase.SUCCEEDED);
   });
 });
 
