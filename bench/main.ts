@@ -3,11 +3,12 @@
 import { parseArgs } from "node:util";
 import { busBench } from "./bus.js";
 import { codecBench } from "./codec.js";
+import { controllerBench } from "./controller.js";
 import { Reporter, type Bench } from "./lib.js";
 import { schedulerBench } from "./scheduler.js";
 import { simBench } from "./sim.js";
 
-export const BENCHES: Bench[] = [schedulerBench, codecBench, busBench, simBench];
+export const BENCHES: Bench[] = [schedulerBench, codecBench, busBench, simBench, controllerBench];
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({ options: { quick: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } }, allowPositionals: true });

@@ -1,7 +1,7 @@
 // Assembles a broker replica: NATS connection, KV state and event feed, cluster registry,
 // enrollment, leader election, the gRPC API and the HTTP endpoints. The controller (plans,
-// migrations; broker/controller/) plugs in through `ControllerFactory`; until it does,
-// PlanService and MigrationService answer UNIMPLEMENTED.
+// migrations; broker/controller/) plugs in through `ControllerFactory` (main.ts always passes
+// it); a broker started without one answers PlanService and MigrationService with UNIMPLEMENTED.
 import { hostname } from "node:os";
 import { pino, type Logger } from "pino";
 import { connectBus, mintBrokerUser, type Bus } from "../bus/index.js";
@@ -62,7 +62,7 @@ export interface RunningBroker {
   stop(opts?: { release?: boolean }): Promise<void>;
 }
 
-const UNWIRED = "the controller is not wired into this broker build yet (PlanService and MigrationService arrive with broker/controller)";
+const UNWIRED = "this broker was started without a controller (startBroker without `controller`; broker/main.ts wires broker/controller in)";
 
 function advertised(config: BrokerConfig, port: number): string {
   if (config.grpc.advertiseAddress) return config.grpc.advertiseAddress;

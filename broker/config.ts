@@ -106,6 +106,19 @@ export const BrokerConfig = z
       })
       .strict()
       .default({ defaultTokenTtlSeconds: 3600, maxTokenTtlSeconds: 86_400 }),
+    controller: z
+      .object({
+        /** Broker-wide cap on migrations in flight, every plan together (cluster and plan limits apply on top). */
+        maxInFlight: z.int().min(1).max(100_000).default(100),
+        /** Timer pass of the reconcile loop (back-off ends, stalls, plan windows); reports trigger passes at once. */
+        tickSeconds: Seconds("tickSeconds", 0.05, 60).default(2),
+        /** Unchanged task sets are sent to each agent again this often. */
+        republishSeconds: Seconds("republishSeconds", 1, 3600).default(30),
+        /** Timeout of describe-vm and preflight requests to agents. */
+        rpcTimeoutSeconds: Seconds("rpcTimeoutSeconds", 1, 300).default(15),
+      })
+      .strict()
+      .default({ maxInFlight: 100, tickSeconds: 2, republishSeconds: 30, rpcTimeoutSeconds: 15 }),
   })
   .strict();
 export type BrokerConfig = z.output<typeof BrokerConfig>;

@@ -10,6 +10,7 @@ import { MIGRATION_STATE_TO_PROTO } from "../../proto/convert.js";
 import type { MigrationState } from "../../proto/bus/index.js";
 import { BrokerError } from "../errors.js";
 import type { Handlers } from "../server/service.js";
+import { isCasConflict } from "../state/kv.js";
 import { streamPlanFeed, type PlanChange, type WatchPlanSource } from "../server/watch.js";
 import type { EventFeed, FeedEntry } from "../state/events.js";
 import { checkPlan, createPlanRecords, expandPlan, isTerminal, migrationName, type CommandResult, type MigrationRecord, type PlanRecord, type PlanReport } from "../core/index.js";
@@ -185,7 +186,7 @@ export class ControllerApi {
           return { plan: planToProto(p.value, records.migrations) };
         } catch (e) {
           for (const key of created) await c.store.deleteMigration(key).catch(() => undefined);
-          if (/wrong last sequence|key exists|already exists/i.test(String(e))) {
+          if (isCasConflict(e)) {
             throw new BrokerError("already-exists", `plan "${name}" already exists (created concurrently); pick another metadata.name`, { reason: "PLAN_EXISTS" });
           }
           throw e;
@@ -234,7 +235,16 @@ export class ControllerApi {
           });
         }
         for (const m of migrations) await c.store.deleteMigration(m.key);
-        await c.store.deletePlan(name, p.revision);
+        // The loop may have just rewritten the plan's status: delete at the revision read last.
+        for (let cur: Cached<PlanRecord> | undefined = p, i = 0; cur; i++) {
+          try {
+            await c.store.deletePlan(name, cur.revision);
+            break;
+          } catch (e) {
+            if (!isCasConflict(e) || i >= 5) throw e;
+            cur = await c.store.getPlan(name);
+          }
+        }
         await c.publishEvents([{ plan: name, time: c.now().toISOString(), type: "Normal", reason: "PlanDeleted", message: `plan deleted with its ${migrations.length} migration record(s)` }], p.revision + 1);
         return {};
       },

@@ -24,6 +24,7 @@ import { BUS_API_VERSION, type Event, type TaskStatus, type TrustStatus } from "
 import type { BrokerRuntime } from "../broker.js";
 import {
   composeTaskSets,
+  isInFlight,
   isTerminal,
   jsonEqual,
   planStatus,
@@ -43,7 +44,7 @@ import {
 import type { LeaderTerm } from "../leader.js";
 import { eventMsgId } from "../state/events.js";
 import { ControllerMetrics } from "./metrics.js";
-import { migrationKey, RecordStore, type Cached } from "./store.js";
+import { RecordStore, type Cached } from "./store.js";
 import { ClusterViews, type ClusterFacts } from "./views.js";
 
 export interface ControllerOptions {
@@ -70,6 +71,10 @@ interface Published {
 }
 
 const WAKE_KINDS = new Set(["hello", "inventory", "status"]);
+/** A task set the agent has not acknowledged (status.taskSetGeneration) this long after it was sent is sent again. */
+const LOST_SET_MS = 3000;
+/** Migrations stepped and written at once within a pass. */
+const PASS_CONCURRENCY = 16;
 
 export class Controller {
   readonly store: RecordStore;
@@ -174,11 +179,12 @@ export class Controller {
         for (const w of waiting) w();
         if (term.signal.aborted || this.dirty) continue;
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, this.opts.tickMs);
           const done = () => {
             clearTimeout(t);
+            term.signal.removeEventListener("abort", done);
             resolve();
           };
+          const t = setTimeout(done, this.opts.tickMs);
           this.wakeUp = done;
           term.signal.addEventListener("abort", done, { once: true });
         });
@@ -235,31 +241,42 @@ export class Controller {
 
     const outputs: StepResult[] = [];
     let complete = true;
-    for (const c of live) {
-      if (signal.aborted) return;
-      const m = c.value;
-      const plan = planValues[m.plan]!;
-      if (isTerminal(m.state) && !m.retryRequested && !m.cancelRequested) continue;
-      try {
-        const r = await this.stepOne(c, now, plan, facts, trust, tasksByUid, admitted.has(m.uid), sched.waiting.get(m.uid));
-        if (r) outputs.push(r);
-      } catch (e) {
-        complete = false;
-        this.log.warn({ migration: m.uid, err: e instanceof Error ? e.message : String(e) }, "could not advance the migration; retrying on the next pass");
+    // Migrations are independent records: step and write them concurrently (events of one
+    // migration stay in order). Task sets are composed from all outputs, in a stable order.
+    const work = live.filter((c) => !isTerminal(c.value.state) || c.value.retryRequested || c.value.cancelRequested);
+    const worker = async () => {
+      for (let c = work.shift(); c && !signal.aborted; c = work.shift()) {
+        const m = c.value;
+        try {
+          const r = await this.stepOne(c, now, planValues[m.plan]!, facts, trust, tasksByUid, admitted.has(m.uid), sched.waiting.get(m.uid));
+          if (r) outputs.push(r);
+        } catch (e) {
+          complete = false;
+          this.log.warn({ migration: m.uid, err: e instanceof Error ? e.message : String(e) }, "could not advance the migration; retrying on the next pass");
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(PASS_CONCURRENCY, Math.max(1, work.length)) }, worker));
+    if (signal.aborted) return;
     // A task set must list every task: skip publishing rather than drop the tasks of a migration whose step failed.
-    if (complete && !signal.aborted) this.publishTaskSets(facts, outputs, now);
+    // A deposed leader must not publish (its view may be older than the new leader's).
+    if (complete && !signal.aborted && this.rt.leader.isLeader) this.publishTaskSets(facts, outputs, now);
 
-    for (const [name, c] of plans) {
-      if (signal.aborted) return;
-      const migs = [...this.store.migrations.values()].filter((x) => x.value.plan === name).map((x) => x.value);
-      await this.updatePlanStatus(c, migs, now).catch((e: unknown) => this.log.warn({ plan: name, err: String(e) }, "could not update the plan status"));
+    const byPlan = new Map<string, MigrationRecord[]>();
+    for (const x of this.store.migrations.values()) {
+      const list = byPlan.get(x.value.plan);
+      if (list) list.push(x.value);
+      else byPlan.set(x.value.plan, [x.value]);
     }
-    for (const uid of this.results.keys()) {
-      const m = live.find((c) => c.value.uid === uid)?.value;
-      if (!m || m.state !== "Validating") this.results.delete(uid);
-    }
+    await Promise.all(
+      [...plans].map(([name, c]) =>
+        signal.aborted ? Promise.resolve(undefined) : this.updatePlanStatus(c, byPlan.get(name) ?? [], now).catch((e: unknown) => this.log.warn({ plan: name, err: String(e) }, "could not update the plan status")),
+      ),
+    );
+    // Replies are needed only while their migration validates (read its state as written in this
+    // pass: a reply may have arrived for a migration this pass admitted).
+    const validating = new Set([...this.store.migrations.values()].filter((c) => c.value.state === "Validating").map((c) => c.value.uid));
+    for (const uid of this.results.keys()) if (!validating.has(uid)) this.results.delete(uid);
     this.metrics.queued.set(sched.waiting.size);
   }
 
@@ -285,6 +302,8 @@ export class Controller {
     });
     if (!written || !result) return undefined;
     if (written.revision !== c.revision) {
+      // A slot freed: schedule again at once rather than on the next report or tick.
+      if (isInFlight(before.state) && !isInFlight(written.value.state)) this.dirty = true;
       this.metrics.observeTransition(before, written.value, result.events);
       await this.publishEvents(result.events, written.revision);
     }
@@ -358,7 +377,10 @@ export class Controller {
       const last = this.published.get(cluster);
       const agentGen = facts.agentGenerations[cluster] ?? 0;
       const changed = !last || !sameTaskSet(body, last.body) || agentGen > last.generation;
-      const due = changed || this.greeted.has(cluster) || nowMs - last.atMs >= this.opts.republishMs;
+      // The agent still reports an older set a while after this one went out: it was lost (a
+      // reconnect, a dropped message); send it again now rather than at the periodic re-send.
+      const lost = last !== undefined && agentGen < last.generation && nowMs - last.atMs >= LOST_SET_MS;
+      const due = changed || lost || this.greeted.has(cluster) || nowMs - last.atMs >= this.opts.republishMs;
       if (!due) continue;
       // Generations only grow, across leaders too: above what this replica sent, above what the
       // agent reports having seen, and at least the wall clock in ms (a new leader that has not
@@ -368,7 +390,7 @@ export class Controller {
         publishTasks(this.rt.bus, cluster, toTaskSet(body, generation, now));
         this.published.set(cluster, { body, generation, atMs: nowMs });
         this.greeted.delete(cluster);
-        this.metrics.taskSets.inc({ reason: changed ? "changed" : "periodic" });
+        this.metrics.taskSets.inc({ reason: changed ? "changed" : lost ? "lost" : "periodic" });
       } catch (e) {
         this.log.warn({ cluster, err: String(e) }, "could not publish the task set");
       }
@@ -392,9 +414,5 @@ export class Controller {
     return all
       .filter((m) => !isTerminal(m.state) && (m.source.cluster === cluster || m.target.cluster === cluster))
       .map((m) => ({ uid: m.uid, name: `${m.plan}/${m.source.namespace}/${m.source.name}`, state: m.state }));
-  }
-
-  key(m: MigrationRecord): string {
-    return migrationKey(m);
   }
 }

@@ -9,10 +9,17 @@ export { ControllerApi } from "./api.js";
 export { RecordStore, migrationKey } from "./store.js";
 export * from "./convert.js";
 
-/** The factory for `startBroker`; `onCreate` receives the controller (tests reach its clock and store). */
+/** The factory for `startBroker`: config `controller.*`, overridden by `opts`; `onCreate` receives the controller (tests reach its store and views). */
 export function controllerFactory(opts: ControllerOptions = {}, onCreate?: (c: Controller) => void): ControllerFactory {
   return async (rt) => {
-    const controller = await Controller.create(rt, opts);
+    const c = rt.config.controller;
+    const controller = await Controller.create(rt, {
+      maxInFlight: c.maxInFlight,
+      tickMs: c.tickSeconds * 1000,
+      republishMs: c.republishSeconds * 1000,
+      rpcTimeoutMs: c.rpcTimeoutSeconds * 1000,
+      ...opts,
+    });
     onCreate?.(controller);
     const api = new ControllerApi(controller, rt.events);
     return {

@@ -44,7 +44,7 @@ export class ControllerMetrics {
     this.passes = new Counter({ name: "ferry_reconcile_passes_total", help: "Reconcile passes of the leader's loop, by result", labelNames: ["result"] as const, registers });
     this.passDuration = new Histogram({ name: "ferry_reconcile_pass_duration_seconds", help: "Time of one reconcile pass", buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
     this.commands = new Counter({ name: "ferry_agent_commands_total", help: "describe-vm and preflight requests to agents, by result (ok or the RpcError code)", labelNames: ["type", "result"] as const, registers });
-    this.taskSets = new Counter({ name: "ferry_task_sets_published_total", help: "Task sets published to agents: changed (new generation) or periodic", labelNames: ["reason"] as const, registers });
+    this.taskSets = new Counter({ name: "ferry_task_sets_published_total", help: "Task sets published to agents: changed (new generation), lost (the agent still reported an older one; sent again) or periodic", labelNames: ["reason"] as const, registers });
   }
 
   /** Count what a written step did. */

@@ -31,8 +31,8 @@ export class RecordStore {
   ) {}
 
   static async open(state: BrokerState, log: Logger): Promise<RecordStore> {
-    const planKv = await state.bucket(KV_BUCKETS.plans, PlanRecord, { description: "ferry migration plans" });
-    const migrationKv = await state.bucket(KV_BUCKETS.migrations, MigrationRecord, { description: "ferry migrations, one per VM of a plan" });
+    const planKv = await state.bucket(KV_BUCKETS.plans, PlanRecord);
+    const migrationKv = await state.bucket(KV_BUCKETS.migrations, MigrationRecord);
     return new RecordStore(planKv, migrationKv, log);
   }
 

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { validateCaBundle, serializeCaBundle } from "../../pki/index.js";
 import type { Inventory, Status } from "../../proto/bus/index.js";
 import type { ClusterRegistry, ClusterView as RegistryView } from "../clusters/registry.js";
+import type { ClusterRecord } from "../state/records.js";
 import { clusterView, type ClusterAvailability, type Clusters, type ClusterView } from "../core/index.js";
 
 export interface ClusterFacts {
@@ -20,20 +21,36 @@ export interface ClusterFacts {
   agentGenerations: Record<string, number>;
 }
 
-function availability(v: RegistryView): ClusterAvailability {
+function availability(v: Pick<RegistryView, "record" | "health" | "soft">): ClusterAvailability {
   if (v.record.state !== "Enrolled") return "unknown";
   if (v.health === "Available") return "available";
   return v.soft.heartbeatAtMs === undefined ? "unknown" : "unreachable";
 }
 
+/** Cluster records change rarely (enrollment, cordon, removal): read them from KV at most this often, or when the registry announces a change. */
+const RECORDS_TTL_MS = 5000;
+
 export class ClusterViews {
   /** Validated bundles by their PEM text (bundles change rarely; validation parses certificates). */
   private readonly ca = new Map<string, { bundle: string; fingerprints: string[]; validUntil: number } | { error: string }>();
 
+  private records: { list: ClusterRecord[]; atMs: number } | undefined;
+
   constructor(
     private readonly registry: ClusterRegistry,
     private readonly log: Logger,
-  ) {}
+  ) {
+    registry.onChange((c) => {
+      if (c.type === "record") this.records = undefined;
+    });
+  }
+
+  private async clusterRecords(): Promise<ClusterRecord[]> {
+    if (!this.records || Date.now() - this.records.atMs > RECORDS_TTL_MS) {
+      this.records = { list: (await this.registry.list()).map((v) => v.record), atMs: Date.now() };
+    }
+    return this.records.list;
+  }
 
   private validated(cluster: string, pem: string | undefined, now: Date): { bundle: string; fingerprints: string[] } | undefined {
     if (!pem) return undefined;
@@ -55,11 +72,12 @@ export class ClusterViews {
   }
 
   async facts(now: Date): Promise<ClusterFacts> {
-    const list = await this.registry.list();
+    const records = await this.clusterRecords();
     const out: ClusterFacts = { clusters: {}, inventories: {}, statuses: {}, enrolled: [], agentGenerations: {} };
-    for (const v of list) {
-      const name = v.record.name;
-      const soft = v.soft;
+    for (const record of records) {
+      const name = record.name;
+      const soft = this.registry.softState(name) ?? {};
+      const v = { record, soft, health: this.registry.healthOf(name) };
       if (v.record.state === "Enrolled") out.enrolled.push(name);
       out.inventories[name] = soft.inventory;
       out.statuses[name] = soft.status;

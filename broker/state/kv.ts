@@ -3,7 +3,7 @@
 // compute the next value with a pure function, write it only if nobody wrote in between, retry
 // on a conflict. Records of the core (plans, migrations) use the same helpers with their schemas.
 import type { z } from "zod";
-import { TypedKv, typedKv, type Bus, type KvBucketOptions, type TypedEntry } from "../../bus/index.js";
+import { ensureKv, TypedKv, typedKv, type Bus, type KvBucketOptions, type TypedEntry } from "../../bus/index.js";
 import { KV_BUCKETS } from "../../proto/bus/subjects.js";
 import { ClusterRecord, LeaderLease, RevocationList, TokenRecord } from "./records.js";
 
@@ -108,6 +108,9 @@ export async function openState(bus: Bus, opts: StateOptions): Promise<BrokerSta
   const revocations = new TypedKv(clusters.kv, KV_BUCKETS.clusters, RevocationList, bus);
   const tokens = await typedKv(bus, KV_BUCKETS.tokens, TokenRecord, { ...base, ttlMs: TOKEN_RECORD_TTL_MS, description: "ferry enrollment tokens (hashes)" });
   const leader = await typedKv(bus, KV_BUCKETS.leader, LeaderLease, { ...base, description: "ferry broker leader lease" });
+  // The controller's buckets are created here, before FERRY_EVENTS reserves its byte budget (a
+  // JetStream server whose file store is no larger than that budget refuses streams created later).
+  for (const name of [KV_BUCKETS.plans, KV_BUCKETS.migrations]) await ensureKv(bus, name, { ...base, history: 5 });
   return {
     clusters,
     revocations,
