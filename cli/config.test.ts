@@ -7,7 +7,6 @@ import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, generateRsaKeyPair, issueCertificate, publicKeyOf, type CertificateAuthority } from "../pki/index.js";
 import { loadCredentials, parseConfig, resolveConfigPath } from "./config.js";
-import { CliError } from "./errors.js";
 import type { Io } from "./program.js";
 import { run } from "./run.js";
 import { writeFerryctlConfig } from "./testing.js";
