@@ -1,5 +1,6 @@
 // The real ferryctl (a subprocess, as `npx ferryctl` runs it) against a real broker over mTLS:
 // cluster commands, leader-following, config and connection errors, exit codes.
+import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, startBrokerEnv, type BrokerEnv } from "../broker/testing.js";
@@ -34,10 +35,11 @@ describe("cluster commands", () => {
     expect(r.code).toBe(0);
     const token = /^ {2}(fet\.\S+)$/m.exec(r.stdout)?.[1];
     expect(token).toBeDefined();
+    const fingerprint = new X509Certificate(env.ca.certPem).fingerprint256;
+    expect(r.stdout).toContain(`ferry CA SHA-256 fingerprint: ${fingerprint}`);
     expect(r.stdout).toContain(
-      `helm install ferry-agent charts/ferry-agent -n ferry-system --create-namespace --set cluster.name=east --set broker.address=${address} --set nats.url=tls://127.0.0.1:4222 --set bootstrapToken=${token}`,
+      `helm install ferry-agent charts/ferry-agent -n ferry-system --create-namespace --set cluster.name=east --set broker.address=${address} --set broker.caFingerprint=${fingerprint} --set enrollment.token=${token} --set 'nats.urls={tls://127.0.0.1:4222}'`,
     );
-    expect(r.stdout).toMatch(/fingerprint: ([0-9A-F]{2}:){31}[0-9A-F]{2}/);
     // The printed token is the real one: an agent enrolls with it.
     const agent = await env.enrollWithToken(address, "east", token!);
     expect(agent.credentials.clusterName).toBe("east");
@@ -47,8 +49,8 @@ describe("cluster commands", () => {
     const r = await ferryctl(["cluster", "add", "west", "--nats-url", "tls://nats.example.com:4222", "-o", "json"], { config });
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { token: string; installCommand: string; brokerAddress: string };
-    expect(out.installCommand).toContain("--set nats.url=tls://nats.example.com:4222");
-    expect(out.installCommand).toContain(`--set bootstrapToken=${out.token}`);
+    expect(out.installCommand).toContain("--set 'nats.urls={tls://nats.example.com:4222}'");
+    expect(out.installCommand).toContain(`--set enrollment.token=${out.token}`);
     expect(out.brokerAddress).toBe(address);
   });
 

@@ -59,7 +59,7 @@ describe("parseConfig", () => {
     ["brokers: [nohost]\ncaFile: a\ncertFile: b\nkeyFile: c\n", /brokers\[0\]: broker address "nohost" must be host:port/],
     ["brokers: [a:1]\ncertFile: b\nkeyFile: c\n", /caFile: set caFile \(a path\) or caData \(the PEM\)/],
     ["brokers: [a:1]\ncaFile: a\ncaData: x\ncertFile: b\nkeyFile: c\n", /caData: set caFile or caData, not both/],
-    ["brokers: [a:1]\ncaFile: a\ncertFile: b\nkeyFile: c\nnatsUrl: http://x\n", /natsUrl: natsUrl must look like "tls:/],
+    ["brokers: [a:1]\ncaFile: a\ncertFile: b\nkeyFile: c\nnatsUrls: [http://x]\n", /natsUrls\[0\]: NATS URL "http:\/\/x" must look like "tls:/],
     ["brokers: [a:1]\ncaFile: x\ncertFile: y\nkeyFile: z\nbrokerz: []\n", /brokerz.*brokers/],
     ["brokers: [a:1\n", /^f\.yaml(:\d+)?: not valid YAML/],
   ])("refuses %j", (text, message) => {

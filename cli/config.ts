@@ -15,6 +15,7 @@ export const DEFAULT_CONFIG_PATHS = ["ferryctl.yaml", ".ferry/ferryctl.yaml"] as
 const HostPort = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
   error: (i) => `broker address ${JSON.stringify(i.input)} must be host:port, e.g. "ferry.example.com:7443"`,
 });
+export const NatsUrl = z.string().regex(/^(?:tls|nats):\/\/[^\s/,]+:\d{1,5}$/, { error: (i) => `NATS URL ${JSON.stringify(i.input)} must look like "tls://nats.example.com:4222"` });
 const Pem = z.string().min(1).max(1024 * 1024);
 const Path = z.string().min(1).max(4096);
 
@@ -35,8 +36,8 @@ export const FerryctlConfig = z
     certData: Pem.optional(),
     keyFile: Path.optional(),
     keyData: Pem.optional(),
-    /** NATS URL agents connect to; printed in `cluster add`'s install command. */
-    natsUrl: z.string().regex(/^(?:tls|nats):\/\/\S+$/, { error: 'natsUrl must look like "tls://nats.example.com:4222"' }).optional(),
+    /** NATS URLs for agents, put in `cluster add`'s install command; default: the broker hands its own out at enrollment. */
+    natsUrls: z.array(NatsUrl).max(16).optional(),
   })
   .superRefine((c, ctx) => {
     for (const what of ["ca", "cert", "key"] as const) {

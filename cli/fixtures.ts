@@ -25,6 +25,7 @@ export function migration(over: Partial<Migration> = {}): Migration {
     startTime: undefined,
     finishTime: undefined,
     updateTime: undefined,
+    placement: "",
     ...over,
   };
 }

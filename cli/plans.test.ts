@@ -95,15 +95,15 @@ describe("small parsers", () => {
 });
 
 describe("agentInstallCommand", () => {
-  it("is the chart's helm install with the four values", () => {
-    expect(agentInstallCommand({ cluster: "east", brokerAddress: "ferry.example.com:7443", natsUrl: "tls://nats.example.com:4222", token: "fet.abc.DEF-_x" })).toBe(
-      "helm install ferry-agent charts/ferry-agent -n ferry-system --create-namespace --set cluster.name=east --set broker.address=ferry.example.com:7443 --set nats.url=tls://nats.example.com:4222 --set bootstrapToken=fet.abc.DEF-_x",
+  it("is the chart's helm install with its values", () => {
+    expect(agentInstallCommand({ cluster: "east", brokerAddress: "ferry.example.com:7443", caFingerprint: "3A:5F", token: "fet.abc.DEF-_x" })).toBe(
+      "helm install ferry-agent charts/ferry-agent -n ferry-system --create-namespace --set cluster.name=east --set broker.address=ferry.example.com:7443 --set broker.caFingerprint=3A:5F --set enrollment.token=fet.abc.DEF-_x",
     );
   });
 
-  it("escapes helm's list commas and quotes for the shell when needed", () => {
-    const cmd = agentInstallCommand({ cluster: "east", brokerAddress: "b:1", natsUrl: "tls://a:4222,tls://b:4222", token: "t" });
-    expect(cmd).toContain(String.raw`--set 'nats.url=tls://a:4222\,tls://b:4222'`);
+  it("NATS URLs as a helm list, quoted for the shell", () => {
+    const cmd = agentInstallCommand({ cluster: "east", brokerAddress: "b:1", caFingerprint: "AA", token: "t", natsUrls: ["tls://a:4222", "tls://b:4222"] });
+    expect(cmd).toMatch(/ --set 'nats\.urls=\{tls:\/\/a:4222,tls:\/\/b:4222\}'$/);
     expect(shellWord("it's")).toBe(`'it'\\''s'`);
   });
 });

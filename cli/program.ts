@@ -10,7 +10,7 @@ import { Plan } from "../proto/gen/ferry/v1/plans.js";
 import { Severity } from "../proto/gen/ferry/v1/types.js";
 import { parsePlan, type MigrationPlan } from "../proto/plan.js";
 import { BrokerCallError, BrokerConnection } from "./broker.js";
-import { CONFIG_ENV, loadCredentials, parseConfig, resolveConfigPath, type FerryctlConfig } from "./config.js";
+import { CONFIG_ENV, NatsUrl, loadCredentials, parseConfig, resolveConfigPath, type FerryctlConfig } from "./config.js";
 import { CliError, usageError } from "./errors.js";
 import {
   clusterStateWord,
@@ -135,9 +135,9 @@ Examples:
     connection = new BrokerConnection(config, creds, configPath);
     return connection;
   };
-  const natsUrlFromConfig = (): string | undefined => {
+  const natsUrlsFromConfig = (): string[] | undefined => {
     broker();
-    return config?.natsUrl;
+    return config?.natsUrls;
   };
 
   const output = (o: { output?: string }): OutputFormat => parseOutputFormat(o.output);
@@ -150,18 +150,18 @@ Examples:
     .description("create an enrollment token for a new cluster and print the agent chart's install command")
     .argument("<name>", "cluster name (DNS-1123 label)")
     .option("--ttl <duration>", "how long the token is valid (e.g. 30m, 1h; broker default 1h, max 24h)", parseTtl)
-    .option("--nats-url <url>", "NATS URL the agent connects to; default natsUrl in the config")
+    .option("--nats-url <url>", "NATS URL for the agent (repeat or comma-separate); default natsUrls in the config, else the broker's", collect)
     .addOption(outputOption())
     .addHelpText("after", "\nExample:\n  ferryctl cluster add east --ttl 2h")
-    .action(async (name: string, o: { ttl?: number; natsUrl?: string; output?: string }) => {
+    .action(async (name: string, o: { ttl?: number; natsUrl?: string[]; output?: string }) => {
       const format = output(o);
-      const natsUrl = o.natsUrl ?? natsUrlFromConfig();
-      if (!natsUrl) throw usageError("cluster add needs the NATS URL agents connect to: pass --nats-url tls://HOST:4222 or set natsUrl in the ferryctl config");
+      for (const u of o.natsUrl ?? []) if (!NatsUrl.safeParse(u).success) throw usageError(`--nats-url ${u}: use tls://HOST:PORT`);
+      const natsUrls = o.natsUrl?.length ? o.natsUrl : natsUrlsFromConfig();
       const res = await broker().call("clusters", "createEnrollmentToken", { clusterName: name, ttl: o.ttl !== undefined ? { seconds: o.ttl, nanos: 0 } : undefined });
       const brokerAddress = res.brokerAddress || broker().address;
-      const command = agentInstallCommand({ cluster: name, brokerAddress, natsUrl, token: res.token });
+      const command = agentInstallCommand({ cluster: name, brokerAddress, caFingerprint: res.caFingerprintSha256, token: res.token, ...(natsUrls ? { natsUrls } : {}) });
       if (format === "json" || format === "yaml") {
-        write(structured({ cluster: name, token: res.token, expireTime: res.expireTime?.toISOString(), caFingerprintSha256: res.caFingerprintSha256, brokerAddress, natsUrl, installCommand: command }, format));
+        write(structured({ cluster: name, token: res.token, expireTime: res.expireTime?.toISOString(), caFingerprintSha256: res.caFingerprintSha256, brokerAddress, natsUrls: natsUrls ?? [], installCommand: command }, format));
         return;
       }
       write(
