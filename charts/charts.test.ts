@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { loadConfig, loadSecrets } from "../broker/config.js";
 import { createBusAuthority, mintBrokerUser } from "../bus/auth.js";
+import { agentInstallCommand } from "../cli/install.js";
 import { createCa, generateRsaKeyPair, issueCertificate, publicKeyOf } from "../pki/index.js";
 
 const chartsDir = dirname(fileURLToPath(import.meta.url));
@@ -249,19 +250,18 @@ describe("ferry-agent", () => {
   const enroll = ["-f", join(chartsDir, chart, "ci", "enroll-values.yaml")];
   const cases = ciFiles(chart).map((f): [string, string[]] => [`ci/${f}`, ["-f", join(chartsDir, chart, "ci", f)]]);
 
-  /** The agent's configuration contract: values → environment of the agent container. */
+  /** The agent's configuration contract: values → environment of the agent container (cluster-agent/config.ts OVERRIDES). */
   const CONFIG_ENV = [
-    "FERRY_AGENT_IDENTITY",
     "FERRY_BOOTSTRAP_TOKEN_FILE",
     "FERRY_BROKER_ADDRESS",
-    "FERRY_BROKER_CA_FINGERPRINT",
-    "FERRY_CLUSTER_NAME",
-    "FERRY_CREDENTIALS_NAMESPACE",
+    "FERRY_BROKER_CA_FILE",
+    "FERRY_CLUSTER",
     "FERRY_CREDENTIALS_SECRET",
     "FERRY_HTTP_LISTEN",
-    "FERRY_KUBEVIRT_NAMESPACE",
-    "FERRY_KUBE_MODE",
+    "FERRY_IN_CLUSTER",
     "FERRY_LOG_LEVEL",
+    "FERRY_NAMESPACE",
+    "FERRY_NATS_URLS",
   ];
 
   it("refuses the default values, naming the required cluster.name and broker.address", () => {
@@ -278,55 +278,72 @@ describe("ferry-agent", () => {
     expect(lint.stdout + lint.stderr).toContain("0 chart(s) failed");
     const objs = render(chart, args);
     checkCommon(chart, objs, "rel");
-    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Secret", "ServiceAccount"]) expect(kinds(objs)).toContain(kind);
+    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "ServiceAccount"]) expect(kinds(objs)).toContain(kind);
     const d = oneDeployment(objs);
     expect(d.spec.replicas).toBe(1);
     expect(d.spec.strategy.type).toBe("Recreate");
     const env = d.spec.template.spec.containers[0]!.env!.map((e) => e.name);
-    for (const name of CONFIG_ENV.filter((n) => n !== "FERRY_BROKER_CA_FINGERPRINT")) expect(env).toContain(name);
+    for (const name of CONFIG_ENV) expect(env).toContain(name);
   });
 
   it("passes the values to the agent as its environment", () => {
     const objs = render(chart, enroll, "east", "ferry");
     const env = Object.fromEntries(oneDeployment(objs).spec.template.spec.containers[0]!.env!.map((e) => [e.name, e.value ?? e.valueFrom]));
     expect(env).toEqual({
-      FERRY_CLUSTER_NAME: "east",
+      FERRY_CLUSTER: "east",
       FERRY_BROKER_ADDRESS: "ferry.example.com:7443",
-      FERRY_BROKER_CA_FINGERPRINT: "3A:5F:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD",
+      FERRY_BROKER_CA_FILE: "/etc/ferry/bootstrap/ca.crt",
+      FERRY_NATS_URLS: "tls://nats.example.com:4222",
       FERRY_CREDENTIALS_SECRET: "east-ferry-agent-credentials",
-      FERRY_CREDENTIALS_NAMESPACE: { fieldRef: { fieldPath: "metadata.namespace" } },
+      FERRY_NAMESPACE: { fieldRef: { fieldPath: "metadata.namespace" } },
       FERRY_BOOTSTRAP_TOKEN_FILE: "/etc/ferry/bootstrap/token",
-      FERRY_KUBE_MODE: "in-cluster",
-      FERRY_KUBEVIRT_NAMESPACE: "kubevirt",
-      FERRY_HTTP_LISTEN: "0.0.0.0:9091",
+      FERRY_IN_CLUSTER: "true",
+      FERRY_HTTP_LISTEN: "0.0.0.0:9090",
       FERRY_LOG_LEVEL: "info",
-      FERRY_AGENT_IDENTITY: { fieldRef: { fieldPath: "metadata.name" } },
     });
     expect(Object.keys(env).sort()).toEqual(CONFIG_ENV);
-    const full = render(chart, ["-f", join(chartsDir, chart, "ci", "full-values.yaml")]);
-    const fullEnv = oneDeployment(full).spec.template.spec.containers[0]!.env!;
-    expect(fullEnv.find((e) => e.name === "FERRY_NATS_URLS")?.value).toBe("tls://nats-a.example.com:4222,tls://nats-b.example.com:4222");
     const kc = render(chart, [...enroll, "--set", "kube.mode=kubeconfig,kube.kubeconfigSecret=east-kubeconfig"]);
     const kcDeploy = oneDeployment(kc);
-    expect(kcDeploy.spec.template.spec.containers[0]!.env!.find((e) => e.name === "FERRY_KUBECONFIG")?.value).toBe("/etc/ferry/kubeconfig/kubeconfig");
+    const kcEnv = kcDeploy.spec.template.spec.containers[0]!.env!;
+    expect(kcEnv.find((e) => e.name === "FERRY_KUBECONFIG")?.value).toBe("/etc/ferry/kubeconfig/kubeconfig");
+    expect(kcEnv.find((e) => e.name === "FERRY_IN_CLUSTER")).toBeUndefined();
     expect(kcDeploy.spec.template.spec.volumes!.find((v) => v.name === "kubeconfig")?.secret?.secretName).toBe("east-kubeconfig");
   });
 
-  it("stores the bootstrap token in a Secret mounted where the agent reads it; the credentials Secret is created empty and kept", () => {
+  it("renders with exactly the --set values `ferryctl cluster add` prints (cli/install.ts)", () => {
+    const command = agentInstallCommand({ cluster: "east", brokerAddress: "ferry.example.com:7443", natsUrl: "tls://nats.example.com:4222", token: "fet.0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" });
+    const words = command.split(/\s+/);
+    const sets = words.flatMap((w, i) => (w === "--set" ? ["--set", words[i + 1]!.replace(/^'|'$/g, "")] : []));
+    expect(sets.length).toBeGreaterThanOrEqual(8);
+    expect(words.slice(0, 4)).toEqual(["helm", "install", "ferry-agent", "charts/ferry-agent"]);
+    const objs = render(chart, sets, "ferry-agent", "ferry-system");
+    const env = Object.fromEntries(oneDeployment(objs).spec.template.spec.containers[0]!.env!.map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ FERRY_CLUSTER: "east", FERRY_BROKER_ADDRESS: "ferry.example.com:7443", FERRY_NATS_URLS: "tls://nats.example.com:4222" });
+    expect((one(objs, "Secret", "ferry-agent-bootstrap") as K8sObject & { stringData: Record<string, string> }).stringData.token).toMatch(/^fet\./);
+  });
+
+  it("stores the bootstrap token and CA in a Secret mounted where the agent reads them; the credentials Secret is the agent's", () => {
     const objs = render(chart, enroll, "east");
     const bootstrap = one(objs, "Secret", "east-ferry-agent-bootstrap") as K8sObject & { stringData: Record<string, string> };
-    expect(bootstrap.stringData).toEqual({ token: "fet.0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" });
-    const creds = one(objs, "Secret", "east-ferry-agent-credentials");
-    expect(creds["data"]).toBeUndefined();
-    expect(creds["stringData"]).toBeUndefined();
-    expect(creds.metadata.annotations).toEqual({ "helm.sh/resource-policy": "keep" });
+    expect(bootstrap.stringData).toEqual({
+      token: "fet.0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+      "ca.crt": "-----BEGIN CERTIFICATE-----\nMIIBplaceholder\n-----END CERTIFICATE-----\n",
+    });
+    expect(objs.filter((o) => o.kind === "Secret")).toHaveLength(1); // the agent creates its credentials Secret itself
     const pod = oneDeployment(objs).spec.template.spec;
     const vol = pod.volumes!.find((v) => v.name === "bootstrap")!;
-    expect(vol.secret).toMatchObject({ secretName: "east-ferry-agent-bootstrap", optional: true, items: [{ key: "token", path: "token" }] });
+    expect(vol.secret).toMatchObject({
+      secretName: "east-ferry-agent-bootstrap",
+      optional: true,
+      items: [
+        { key: "token", path: "token" },
+        { key: "ca.crt", path: "ca.crt" },
+      ],
+    });
     expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: "bootstrap", mountPath: "/etc/ferry/bootstrap", readOnly: true });
     // an existing Secret instead: the chart creates none
     const existing = render(chart, ["-f", join(chartsDir, chart, "ci", "full-values.yaml")]);
-    expect(existing.filter((o) => o.kind === "Secret").map((o) => o.metadata.name)).toEqual(["ferry-agent-west-2-credentials"]);
+    expect(existing.filter((o) => o.kind === "Secret")).toEqual([]);
     expect(oneDeployment(existing).spec.template.spec.volumes!.find((v) => v.name === "bootstrap")?.secret?.secretName).toBe("ferry-bootstrap-west-2");
   });
 
@@ -340,7 +357,7 @@ describe("ferry-agent", () => {
     ]);
     const own = one(objs, "Role", "rel-ferry-agent-credentials") as K8sObject & { rules: Rule[] };
     expect(own.metadata.namespace).toBe("ferry-agent");
-    expect(own.rules).toEqual([{ apiGroups: [""], resources: ["secrets"], resourceNames: ["ferry-agent-west-2-credentials"], verbs: ["get", "update", "patch"] }]);
+    expect(own.rules).toEqual([{ apiGroups: [""], resources: ["secrets"], resourceNames: ["ferry-agent-west-2-credentials"], verbs: ["get", "update"] }]);
     for (const b of objs.filter((o) => o.kind === "RoleBinding" || o.kind === "ClusterRoleBinding")) {
       expect(b["subjects"]).toEqual([{ kind: "ServiceAccount", name: "rel-ferry-agent", namespace: "ferry-agent" }]);
     }
@@ -374,8 +391,9 @@ describe("ferry-agent", () => {
   it.each([
     ["cluster.name=East_1", "/cluster/name"],
     ["broker.address=ferry.example.com", "/broker/address"],
-    ["broker.caFingerprint=abc", "/broker/caFingerprint"],
-    ["enrollment.token=not-a-token", "/enrollment/token"],
+    ["broker.caPem=not-a-pem", "/broker/caPem"],
+    ["bootstrapToken=not-a-token", "/bootstrapToken"],
+    ["nats.url=https://nats:4222", "/nats/url"],
     ["kube.mode=outside", "/kube/mode"],
     ["kube.mode=kubeconfig", "/kube"],
     ["http.port=metrics", "/http/port"],

@@ -52,32 +52,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{- define "ferry-agent.bootstrapSecret" -}}
-{{- .Values.enrollment.existingSecret | default (printf "%s-bootstrap" (include "ferry-agent.fullname" .)) }}
+{{- .Values.existingBootstrapSecret | default (printf "%s-bootstrap" (include "ferry-agent.fullname" .)) }}
 {{- end }}
 
 {{/*
-The agent's configuration keys: the environment variables the agent reads (cluster-agent/
-config). A rename on the agent's side is a change of this one list.
+The agent's configuration keys: the environment variables cluster-agent/config.ts reads
+(OVERRIDES). A rename on the agent's side is a change of this one list.
 */}}
 {{- define "ferry-agent.configKeys" -}}
-clusterName: FERRY_CLUSTER_NAME
+cluster: FERRY_CLUSTER
 brokerAddress: FERRY_BROKER_ADDRESS
-brokerCaFingerprint: FERRY_BROKER_CA_FINGERPRINT
+brokerCaFile: FERRY_BROKER_CA_FILE
 natsUrls: FERRY_NATS_URLS
-credentialsSecretName: FERRY_CREDENTIALS_SECRET
-credentialsSecretNamespace: FERRY_CREDENTIALS_NAMESPACE
+credentialsSecret: FERRY_CREDENTIALS_SECRET
+credentialsNamespace: FERRY_NAMESPACE
 bootstrapTokenFile: FERRY_BOOTSTRAP_TOKEN_FILE
-kubeMode: FERRY_KUBE_MODE
+inCluster: FERRY_IN_CLUSTER
 kubeconfig: FERRY_KUBECONFIG
-kubevirtNamespace: FERRY_KUBEVIRT_NAMESPACE
 httpListen: FERRY_HTTP_LISTEN
 logLevel: FERRY_LOG_LEVEL
-identity: FERRY_AGENT_IDENTITY
 {{- end }}
 
 {{/* Files mounted into the agent container. */}}
 {{- define "ferry-agent.paths" -}}
 bootstrapToken: /etc/ferry/bootstrap/token
+brokerCa: /etc/ferry/bootstrap/ca.crt
 kubeconfig: /etc/ferry/kubeconfig/kubeconfig
 {{- end }}
 
@@ -85,42 +84,35 @@ kubeconfig: /etc/ferry/kubeconfig/kubeconfig
 {{- define "ferry-agent.env" -}}
 {{- $k := include "ferry-agent.configKeys" . | fromYaml }}
 {{- $p := include "ferry-agent.paths" . | fromYaml }}
-- name: {{ $k.clusterName }}
+- name: {{ $k.cluster }}
   value: {{ .Values.cluster.name | quote }}
 - name: {{ $k.brokerAddress }}
   value: {{ .Values.broker.address | quote }}
-{{- with .Values.broker.caFingerprint }}
-- name: {{ $k.brokerCaFingerprint }}
+- name: {{ $k.brokerCaFile }}
+  value: {{ $p.brokerCa | quote }}
+{{- with .Values.nats.url }}
+- name: {{ $k.natsUrls }}
   value: {{ . | quote }}
 {{- end }}
-{{- with .Values.nats.urls }}
-- name: {{ $k.natsUrls }}
-  value: {{ join "," . | quote }}
-{{- end }}
-- name: {{ $k.credentialsSecretName }}
+- name: {{ $k.credentialsSecret }}
   value: {{ include "ferry-agent.credentialsSecret" . | quote }}
-- name: {{ $k.credentialsSecretNamespace }}
+- name: {{ $k.credentialsNamespace }}
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
 - name: {{ $k.bootstrapTokenFile }}
   value: {{ $p.bootstrapToken | quote }}
-- name: {{ $k.kubeMode }}
-  value: {{ .Values.kube.mode | quote }}
 {{- if eq .Values.kube.mode "kubeconfig" }}
 - name: {{ $k.kubeconfig }}
   value: {{ $p.kubeconfig | quote }}
+{{- else }}
+- name: {{ $k.inCluster }}
+  value: "true"
 {{- end }}
-- name: {{ $k.kubevirtNamespace }}
-  value: {{ .Values.kubevirt.namespace | quote }}
 - name: {{ $k.httpListen }}
   value: {{ printf "0.0.0.0:%d" (int .Values.http.port) | quote }}
 - name: {{ $k.logLevel }}
   value: {{ .Values.logLevel | quote }}
-- name: {{ $k.identity }}
-  valueFrom:
-    fieldRef:
-      fieldPath: metadata.name
 {{- end }}
 
 {{/*
@@ -196,10 +188,10 @@ charts.test.ts checks the README lists every rule rendered here.
 
 {{/* In the agent's namespace only: its own credentials. */}}
 {{- define "ferry-agent.credentialsRules" -}}
-# The agent's certificate, key, CA, NATS JWT and seed: read at start, written after enrollment
-# and on every renewal. The chart creates the Secret, so no create verb.
+# The agent's certificate, key, CA, NATS JWT and seed: read at start, replaced on every renewal
+# (its first create is covered by the cluster-wide rule: create cannot be limited by name).
 - apiGroups: [""]
   resources: [secrets]
   resourceNames: [{{ include "ferry-agent.credentialsSecret" . }}]
-  verbs: [get, update, patch]
+  verbs: [get, update]
 {{- end }}
