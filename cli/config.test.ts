@@ -59,7 +59,7 @@ describe("parseConfig", () => {
     ["brokers: [nohost]\ncaFile: a\ncertFile: b\nkeyFile: c\n", /brokers\[0\]: broker address "nohost" must be host:port/],
     ["brokers: [a:1]\ncertFile: b\nkeyFile: c\n", /caFile: set caFile \(a path\) or caData \(the PEM\)/],
     ["brokers: [a:1]\ncaFile: a\ncaData: x\ncertFile: b\nkeyFile: c\n", /caData: set caFile or caData, not both/],
-    ["brokers: [a:1]\ncaFile: a\ncertFile: b\nkeyFile: c\nnatsUrls: [http://x]\n", /natsUrls\[0\]: NATS URL "http:\/\/x" must look like "tls:/],
+    ["brokers: [a:1]\ncaFile: a\ncertFile: b\nkeyFile: c\nnatsUrl: http://x\n", /natsUrl: NATS URL "http:\/\/x" must look like "tls:/],
     ["brokers: [a:1]\ncaFile: x\ncertFile: y\nkeyFile: z\nbrokerz: []\n", /brokerz.*brokers/],
     ["brokers: [a:1\n", /^f\.yaml(:\d+)?: not valid YAML/],
   ])("refuses %j", (text, message) => {
@@ -84,7 +84,7 @@ describe("loadCredentials", () => {
     const cert = issueCertificate(ca, { role: "admin", name: "me" }, publicKeyOf(key));
     const files: Record<string, string> = { "/cfg/ca.crt": ca.certPem, "/cfg/sub/admin.crt": cert };
     const creds = loadCredentials({ ...base, caFile: "ca.crt", certFile: "sub/admin.crt", keyData: key }, "/cfg/ferryctl.yaml", (p) => files[p] ?? "", new Date());
-    expect(creds).toEqual({ caPem: ca.certPem, certPem: cert, keyPem: key });
+    expect(creds).toEqual({ caPem: ca.certPem, caPath: "/cfg/ca.crt", certPem: cert, keyPem: key });
   });
 
   it("names a missing file and where paths are relative to", () => {

@@ -2,7 +2,7 @@
 // quoting counts), with `helm template` in place of `helm install`, against the real ferry-agent
 // chart: its values schema refuses unknown keys, so a value name ferryctl misspells fails here.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,24 +25,27 @@ function renderPrinted(command: string) {
   return spawnSync("bash", ["-c", script], { cwd: repo, encoding: "utf8", env: { PATH: process.env["PATH"] ?? "", HELM: helm, HOME: home, HELM_CACHE_HOME: join(home, "c"), HELM_CONFIG_HOME: join(home, "f"), HELM_DATA_HOME: join(home, "d") } });
 }
 
-const fingerprint = Array.from({ length: 32 }, (_, i) => (i * 7).toString(16).padStart(2, "0").toUpperCase()).join(":");
 const token = `fet.0123456789abcdef.${"A".repeat(21)}-_${"b".repeat(20)}`;
+const caPem = "-----BEGIN CERTIFICATE-----\nMIIBplaceholder\n-----END CERTIFICATE-----\n";
 
 describe("the printed install command renders with the ferry-agent chart", () => {
-  it("with the broker's NATS URLs (no nats.urls)", () => {
-    const r = renderPrinted(agentInstallCommand({ cluster: "east", brokerAddress: "ferry.example.com:7443", caFingerprint: fingerprint, token }));
+  it("token, CA file and the broker's NATS URLs (no nats.url)", () => {
+    const caFile = join(home, "ferry ca.crt"); // a space: the shell quoting must hold
+    writeFileSync(caFile, caPem);
+    const r = renderPrinted(agentInstallCommand({ cluster: "east", brokerAddress: "ferry.example.com:7443", token, caFile }));
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(`value: "east"`);
     expect(r.stdout).toContain(`value: "ferry.example.com:7443"`);
-    expect(r.stdout).toContain(`value: "${fingerprint}"`);
     expect(r.stdout).toContain(`token: "${token}"`);
+    expect(r.stdout).toContain(`ca.crt: "-----BEGIN CERTIFICATE-----\\nMIIBplaceholder\\n-----END CERTIFICATE-----\\n"`);
+    expect(r.stdout).not.toContain("FERRY_NATS_URLS");
   });
 
-  it("with NATS URLs given", () => {
-    const r = renderPrinted(agentInstallCommand({ cluster: "west", brokerAddress: "10.0.0.5:7443", caFingerprint: fingerprint, token, natsUrls: ["tls://nats-0.example.com:4222", "tls://nats-1.example.com:4222"] }));
+  it("with a NATS URL", () => {
+    const r = renderPrinted(agentInstallCommand({ cluster: "west", brokerAddress: "10.0.0.5:7443", token, natsUrl: "tls://nats-0.example.com:4222" }));
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain(`value: "tls://nats-0.example.com:4222,tls://nats-1.example.com:4222"`);
+    expect(r.stdout).toMatch(/name: FERRY_NATS_URLS\n\s+value: "tls:\/\/nats-0\.example\.com:4222"/);
   });
 });

@@ -1,7 +1,7 @@
 // What `ferryctl cluster add` prints: the one command that installs the ferry-agent chart with its
 // enrollment token. The value names are the chart's (charts/ferry-agent/values.yaml: cluster.name,
-// broker.address, broker.caFingerprint, enrollment.token, nats.urls); this is the only place
-// ferryctl spells them, and install.test.ts renders the printed command with `helm template`.
+// broker.address, nats.url, bootstrapToken, broker.caPem); this is the only place ferryctl spells
+// them. cli/install.test.ts and charts/charts.test.ts render the printed command with the chart.
 export const AGENT_CHART = "charts/ferry-agent";
 export const AGENT_RELEASE = "ferry-agent";
 export const AGENT_NAMESPACE = "ferry-system";
@@ -10,11 +10,11 @@ export interface AgentInstall {
   cluster: string;
   /** The broker's gRPC address agents enroll at (host:port). */
   brokerAddress: string;
-  /** SHA-256 of the ferry CA (AA:BB:…), pinned by the agent at enrollment. */
-  caFingerprint: string;
+  /** NATS URL for the agent (tls://host:port); without it, the URLs the broker hands out at enrollment. */
+  natsUrl?: string;
   token: string;
-  /** NATS URLs for the agent; empty: the ones the broker hands out at enrollment. */
-  natsUrls?: readonly string[];
+  /** A file holding the ferry CA (PEM), for `--set-file broker.caPem=…`: the agent verifies the broker with it at enrollment. */
+  caFile?: string;
 }
 
 /** Quotes a shell word only when it needs it (POSIX single quotes). */
@@ -26,14 +26,12 @@ export function shellWord(s: string): string {
 export function agentInstallCommand(a: AgentInstall): string {
   // helm splits --set values at commas (lists); escape them so a value stays one string.
   const set = (key: string, value: string) => `--set ${shellWord(`${key}=${value.replace(/,/g, "\\,")}`)}`;
-  const parts = [
+  return [
     `helm install ${AGENT_RELEASE} ${AGENT_CHART} -n ${AGENT_NAMESPACE} --create-namespace`,
     set("cluster.name", a.cluster),
     set("broker.address", a.brokerAddress),
-    set("broker.caFingerprint", a.caFingerprint),
-    set("enrollment.token", a.token),
-  ];
-  // A list in helm's --set syntax: {a,b}.
-  if (a.natsUrls?.length) parts.push(`--set ${shellWord(`nats.urls={${a.natsUrls.join(",")}}`)}`);
-  return parts.join(" ");
+    ...(a.natsUrl ? [set("nats.url", a.natsUrl)] : []),
+    set("bootstrapToken", a.token),
+    ...(a.caFile ? [`--set-file ${shellWord(`broker.caPem=${a.caFile}`)}`] : []),
+  ].join(" ");
 }

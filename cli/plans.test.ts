@@ -96,14 +96,16 @@ describe("small parsers", () => {
 
 describe("agentInstallCommand", () => {
   it("is the chart's helm install with its values", () => {
-    expect(agentInstallCommand({ cluster: "east", brokerAddress: "ferry.example.com:7443", caFingerprint: "3A:5F", token: "fet.abc.DEF-_x" })).toBe(
-      "helm install ferry-agent charts/ferry-agent -n ferry-system --create-namespace --set cluster.name=east --set broker.address=ferry.example.com:7443 --set broker.caFingerprint=3A:5F --set enrollment.token=fet.abc.DEF-_x",
+    expect(agentInstallCommand({ cluster: "east", brokerAddress: "ferry.example.com:7443", natsUrl: "tls://nats.example.com:4222", token: "fet.abc.DEF-_x", caFile: "/etc/ferry/ca.crt" })).toBe(
+      "helm install ferry-agent charts/ferry-agent -n ferry-system --create-namespace --set cluster.name=east --set broker.address=ferry.example.com:7443 --set nats.url=tls://nats.example.com:4222 --set bootstrapToken=fet.abc.DEF-_x --set-file broker.caPem=/etc/ferry/ca.crt",
     );
+    expect(agentInstallCommand({ cluster: "east", brokerAddress: "b:1", token: "t" })).toBe("helm install ferry-agent charts/ferry-agent -n ferry-system --create-namespace --set cluster.name=east --set broker.address=b:1 --set bootstrapToken=t");
   });
 
-  it("NATS URLs as a helm list, quoted for the shell", () => {
-    const cmd = agentInstallCommand({ cluster: "east", brokerAddress: "b:1", caFingerprint: "AA", token: "t", natsUrls: ["tls://a:4222", "tls://b:4222"] });
-    expect(cmd).toMatch(/ --set 'nats\.urls=\{tls:\/\/a:4222,tls:\/\/b:4222\}'$/);
+  it("escapes helm's list commas and quotes for the shell when needed", () => {
+    const cmd = agentInstallCommand({ cluster: "east", brokerAddress: "b:1", natsUrl: "tls://a:4222,tls://b:4222", token: "t", caFile: "/my dir/ca.crt" });
+    expect(cmd).toContain(String.raw`--set 'nats.url=tls://a:4222\,tls://b:4222'`);
+    expect(cmd).toContain(`--set-file 'broker.caPem=/my dir/ca.crt'`);
     expect(shellWord("it's")).toBe(`'it'\\''s'`);
   });
 });

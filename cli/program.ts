@@ -1,6 +1,6 @@
 // The command tree (commander) and the thin shell around the pure parts: read flags and files,
 // call the broker, print what format.ts / watch.ts produce.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { status } from "@grpc/grpc-js";
@@ -10,7 +10,7 @@ import { Plan } from "../proto/gen/ferry/v1/plans.js";
 import { Severity } from "../proto/gen/ferry/v1/types.js";
 import { parsePlan, type MigrationPlan } from "../proto/plan.js";
 import { BrokerCallError, BrokerConnection } from "./broker.js";
-import { CONFIG_ENV, NatsUrl, loadCredentials, parseConfig, resolveConfigPath, type FerryctlConfig } from "./config.js";
+import { CONFIG_ENV, NatsUrl, loadCredentials, parseConfig, resolveConfigPath, type Credentials, type FerryctlConfig } from "./config.js";
 import { CliError, usageError } from "./errors.js";
 import {
   clusterStateWord,
@@ -131,13 +131,14 @@ Examples:
       }
       config = { ...parseConfig(text, found.path), ...flags };
     }
-    const creds = loadCredentials(config, flagsOnly ? resolve(io.cwd, "flags") : configPath, (p) => readFileSync(p, "utf8"), io.now());
+    const creds = (credentials = loadCredentials(config, flagsOnly ? resolve(io.cwd, "flags") : configPath, (p) => readFileSync(p, "utf8"), io.now()));
     connection = new BrokerConnection(config, creds, configPath);
     return connection;
   };
-  const natsUrlsFromConfig = (): string[] | undefined => {
+  let credentials: Credentials | undefined;
+  const natsUrlFromConfig = (): string | undefined => {
     broker();
-    return config?.natsUrls;
+    return config?.natsUrl;
   };
 
   const output = (o: { output?: string }): OutputFormat => parseOutputFormat(o.output);
@@ -150,18 +151,27 @@ Examples:
     .description("create an enrollment token for a new cluster and print the agent chart's install command")
     .argument("<name>", "cluster name (DNS-1123 label)")
     .option("--ttl <duration>", "how long the token is valid (e.g. 30m, 1h; broker default 1h, max 24h)", parseTtl)
-    .option("--nats-url <url>", "NATS URL for the agent (repeat or comma-separate); default natsUrls in the config, else the broker's", collect)
+    .option("--nats-url <url>", "NATS URL for the agent; default natsUrl in the config, else the URLs the broker hands out")
+    .option("--ca-out <file>", "write the ferry CA to this file for the command's --set-file broker.caPem (default: the config's caFile)")
     .addOption(outputOption())
     .addHelpText("after", "\nExample:\n  ferryctl cluster add east --ttl 2h")
-    .action(async (name: string, o: { ttl?: number; natsUrl?: string[]; output?: string }) => {
+    .action(async (name: string, o: { ttl?: number; natsUrl?: string; caOut?: string; output?: string }) => {
       const format = output(o);
-      for (const u of o.natsUrl ?? []) if (!NatsUrl.safeParse(u).success) throw usageError(`--nats-url ${u}: use tls://HOST:PORT`);
-      const natsUrls = o.natsUrl?.length ? o.natsUrl : natsUrlsFromConfig();
+      if (o.natsUrl !== undefined && !NatsUrl.safeParse(o.natsUrl).success) throw usageError(`--nats-url ${o.natsUrl}: use tls://HOST:PORT`);
+      const natsUrl = o.natsUrl ?? natsUrlFromConfig();
       const res = await broker().call("clusters", "createEnrollmentToken", { clusterName: name, ttl: o.ttl !== undefined ? { seconds: o.ttl, nanos: 0 } : undefined });
       const brokerAddress = res.brokerAddress || broker().address;
-      const command = agentInstallCommand({ cluster: name, brokerAddress, caFingerprint: res.caFingerprintSha256, token: res.token, ...(natsUrls ? { natsUrls } : {}) });
+      // The agent verifies the broker with the ferry CA at enrollment: name a file that holds it.
+      let caFile: string | undefined;
+      if (o.caOut) {
+        caFile = resolve(io.cwd, o.caOut);
+        writeFileSync(caFile, res.caPem);
+      } else if (credentials?.caPath && credentials.caPem.trim() === res.caPem.trim()) {
+        caFile = credentials.caPath;
+      }
+      const command = agentInstallCommand({ cluster: name, brokerAddress, token: res.token, caFile: caFile ?? "ferry-ca.crt", ...(natsUrl ? { natsUrl } : {}) });
       if (format === "json" || format === "yaml") {
-        write(structured({ cluster: name, token: res.token, expireTime: res.expireTime?.toISOString(), caFingerprintSha256: res.caFingerprintSha256, brokerAddress, natsUrls: natsUrls ?? [], installCommand: command }, format));
+        write(structured({ cluster: name, token: res.token, expireTime: res.expireTime?.toISOString(), caFingerprintSha256: res.caFingerprintSha256, caPem: res.caPem, brokerAddress, natsUrl: natsUrl ?? "", installCommand: command }, format));
         return;
       }
       write(
@@ -170,6 +180,7 @@ Examples:
           `token (single use, expires ${res.expireTime?.toISOString() ?? "?"}):`,
           `  ${res.token}`,
           `ferry CA SHA-256 fingerprint: ${res.caFingerprintSha256}`,
+          ...(caFile ? [] : [``, `Save the ferry CA as ferry-ca.crt (or pass --ca-out FILE):`, res.caPem.trimEnd()]),
           ``,
           `Install the agent in cluster ${name} (kubectl context of that cluster):`,
           `  ${command}`,

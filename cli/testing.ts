@@ -51,7 +51,7 @@ export function writeFerryctlConfig(dir: string, ca: CertificateAuthority, keyPe
       caFile: `${name}-ca.crt`,
       certFile: `${name}-admin.crt`,
       keyFile: `${name}-admin.key`,
-      natsUrls: ["tls://127.0.0.1:4222"],
+      natsUrl: "tls://127.0.0.1:4222",
       ...extra,
     }),
   );
