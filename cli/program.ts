@@ -415,12 +415,16 @@ Examples:
   migration
     .command("list")
     .description("list the migrations of a plan")
-    .argument("<plan>")
+    .argument("[plan]", "the plan (or --plan)")
+    .option("--plan <plan>", "the plan")
     .addOption(new Option("--state <state...>", "only these states (e.g. Failed Queued)"))
     .addOption(outputOption())
-    .addHelpText("after", "\nExample:\n  ferryctl migration list move-db --state Failed")
-    .action(async (planName: string, o: { output?: string; state?: string[] }) => {
+    .addHelpText("after", "\nExamples:\n  ferryctl migration list move-db --state Failed\n  ferryctl migration list --plan move-db -o wide")
+    .action(async (arg: string | undefined, o: { plan?: string; output?: string; state?: string[] }) => {
       const format = output(o);
+      if (arg && o.plan && arg !== o.plan) throw usageError(`two plans given ("${arg}" and --plan "${o.plan}"); give one`);
+      const planName = arg ?? o.plan;
+      if (!planName) throw usageError("name the plan: ferryctl migration list PLAN (or --plan PLAN)");
       const states = (o.state ?? []).map((s) => {
         const found = Object.values(MigrationState).find((v) => typeof v === "number" && migrationStateWord(v).toLowerCase() === s.toLowerCase());
         if (found === undefined || typeof found !== "number") throw usageError(`unknown state "${s}"; use e.g. Queued, Migrating, Succeeded, Failed, Cancelled`);
