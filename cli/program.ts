@@ -470,13 +470,20 @@ Examples:
     .option("--to <clusters>", "only these target clusters (comma-separated); default every available, uncordoned one")
     .option("--name <plan>", "plan name (default evacuate-<cluster>)")
     .option("--max-in-flight <n>", "migrations of this plan at once (default 5)", positiveInt)
+    .option("--max-attempts <n>", "attempts per VM before it is Failed (default 3)", positiveInt)
     .option("--dry-run", "show where each VM would go and what blocks; create nothing")
     .option("-w, --watch", "watch the plan after creating it")
     .addOption(outputOption())
     .addHelpText("after", "\nExamples:\n  ferryctl evacuate east --dry-run\n  ferryctl evacuate east --to west,north --watch")
-    .action(async (clusterName: string, o: { to?: string; name?: string; maxInFlight?: number; dryRun?: boolean; watch?: boolean; output?: string }) => {
+    .action(async (clusterName: string, o: { to?: string; name?: string; maxInFlight?: number; maxAttempts?: number; dryRun?: boolean; watch?: boolean; output?: string }) => {
       output(o);
-      const doc = evacuationPlan({ cluster: clusterName, ...(o.to !== undefined ? { to: o.to } : {}), ...(o.name ? { name: o.name } : {}), ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}) });
+      const doc = evacuationPlan({
+        cluster: clusterName,
+        ...(o.to !== undefined ? { to: o.to } : {}),
+        ...(o.name ? { name: o.name } : {}),
+        ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}),
+        ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
+      });
       await submit({ object: doc }, doc, o);
     });
 
@@ -489,11 +496,12 @@ Examples:
     .option("--storage-class <class>", "put every volume on this storage class of the target")
     .option("--target-namespace <ns>", "target namespace (default the VM's own)")
     .option("--name <plan>", "plan name (default migrate-<ns>-<vm>)")
+    .option("--max-attempts <n>", "attempts before the migration is Failed (default 3)", positiveInt)
     .option("--dry-run", "validate and show the migration; create nothing")
     .option("-w, --watch", "watch the plan after creating it")
     .addOption(outputOption())
     .addHelpText("after", "\nExamples:\n  ferryctl migrate db/pg-0 --from east --to west --watch\n  ferryctl migrate db/pg-0 --from east --to east --storage-class fast-ssd")
-    .action(async (vm: string, o: { from: string; to: string; storageClass?: string; targetNamespace?: string; name?: string; dryRun?: boolean; watch?: boolean; output?: string }) => {
+    .action(async (vm: string, o: { from: string; to: string; storageClass?: string; targetNamespace?: string; name?: string; maxAttempts?: number; dryRun?: boolean; watch?: boolean; output?: string }) => {
       output(o);
       parseVmArg(vm);
       let sourceStorageClasses: string[] | undefined;
@@ -509,6 +517,7 @@ Examples:
         ...(sourceStorageClasses ? { sourceStorageClasses } : {}),
         ...(o.targetNamespace ? { targetNamespace: o.targetNamespace } : {}),
         ...(o.name ? { name: o.name } : {}),
+        ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
       });
       await submit({ object: doc }, doc, o);
     });

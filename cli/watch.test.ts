@@ -88,9 +88,9 @@ describe("plainUpdate (non-TTY output)", () => {
     expect(out).toEqual([]);
     feed(snapshot[2]!);
     expect(out).toEqual([
-      "12:00:00 move-db Running: 1/3 succeeded, 1 running, 1 queued, 0 failed, 0 cancelled",
       "12:00:00 db/pg-0  Migrating  → west:db/pg-0",
       "12:00:00 db/pg-1  Queued  plan limit: 1/1 maxInFlight in use",
+      "12:00:00 move-db Running: 1/3 succeeded, 1 running, 1 queued, 0 failed, 0 cancelled",
     ]);
     out.length = 0;
     const progress = (processed: number, rate: number) => ({ dataProcessedBytes: processed, dataTotalBytes: 10 * GiB, dataRemainingBytes: 0, dataRateBytesPerSecond: rate, eta: undefined, sourceVmimPhase: "", targetVmimPhase: "", conditions: [], mode: "", updateTime: undefined });

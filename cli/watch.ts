@@ -132,12 +132,6 @@ export function plainUpdate(view: WatchView, m: WatchPlanResponse, printed: Map<
   if (!view.snapshotComplete) return [];
   const lines: string[] = [];
   const stamp = time(m.time);
-  const planKey = "plan";
-  const summary = planSummary(view.plan, view.plan?.name ?? "");
-  if (printed.get(planKey) !== summary) {
-    printed.set(planKey, summary);
-    lines.push(`${stamp}${summary}`);
-  }
   const changed = m.snapshotComplete ? orderedMigrations(view) : m.change?.$case === "migration" ? [view.migrations.get(m.change.value.uid)!] : [];
   for (const mig of changed) {
     const row = progressRow(mig);
@@ -145,6 +139,12 @@ export function plainUpdate(view: WatchView, m: WatchPlanResponse, printed: Map<
     if (printed.get(mig.uid) === key && !m.message) continue;
     printed.set(mig.uid, key);
     lines.push(`${stamp}${plainLine(row)}${m.message && !m.snapshotComplete ? `  (${m.message})` : ""}`);
+  }
+  // The plan line last: after the VM lines that changed its counters.
+  const summary = planSummary(view.plan, view.plan?.name ?? "");
+  if (printed.get("plan") !== summary) {
+    printed.set("plan", summary);
+    lines.push(`${stamp}${summary}`);
   }
   return lines;
 }
