@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, generateRsaKeyPair, issueCertificate, publicKeyOf, type CertificateAuthority } from "../pki/index.js";
+import { parsePlan } from "../proto/plan.js";
 import { loadCredentials, parseConfig, resolveConfigPath } from "./config.js";
 import type { Io } from "./program.js";
 import { run } from "./run.js";
@@ -147,6 +148,23 @@ describe("ferryctl with bad credentials (in-process, fails before any call)", ()
       const r = await ferryctlIn(["cluster", "list"], {}, empty);
       expect(r.code).toBe(1);
       expect(oneErrorLine(r.stderr)).toContain("no ferryctl config: pass --config FILE or set FERRY_CONFIG");
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it("--dry-run=client prints the plan document offline (no config, no broker)", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "ferryctl-empty-"));
+    try {
+      const r = await ferryctlIn(["evacuate", "east", "--to", "west", "--dry-run=client"], {}, empty);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const doc = parsePlan(r.stdout);
+      expect(doc.ok && doc.value.spec.target).toEqual({ evacuate: true, candidates: ["west"] });
+      const bad = await ferryctlIn(["evacuate", "east", "--dry-run=later"], {}, empty);
+      expect(bad.code).toBe(2);
+      const partial = await ferryctlIn(["cluster", "list", "--broker", "b:1", "--ca", "ca.crt"], {}, empty);
+      expect(oneErrorLine(partial.stderr)).toMatch(/; without a file, also pass --cert, --key$/);
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }

@@ -72,6 +72,14 @@ export function migrationRef(arg: string): GetMigrationRequest["migration"] {
   return { $case: "name", value: arg };
 }
 
+/** kubectl's --dry-run: bare or =server asks the broker; =client prints the plan document ferryctl would send, offline. */
+const dryRunOption = (what: string) =>
+  new Option("--dry-run [strategy]", `${what}; --dry-run=client prints the plan document without contacting the broker`).argParser((v): DryRun => {
+    if (v !== "client" && v !== "server") throw new InvalidArgumentError('use --dry-run, --dry-run=server or --dry-run=client');
+    return v;
+  });
+type DryRun = true | "client" | "server";
+
 const outputOption = () => new Option("-o, --output <format>", "output format: json, yaml or wide").argParser((v) => v);
 
 export function buildProgram(io: Io): { program: Command; close: () => void } {
@@ -119,7 +127,14 @@ Examples:
       configPath = "--broker/--ca/--cert/--key";
       config = parseConfig(JSON.stringify(flags), configPath);
     } else {
-      const found = resolveConfigPath(g.config, io.env, io.cwd, existsSync);
+      const partial = ["broker", "ca", "cert", "key"].filter((f) => !(f === "broker" ? g.broker?.length : g[f as "ca" | "cert" | "key"]));
+      let found: { path: string; from: string };
+      try {
+        found = resolveConfigPath(g.config, io.env, io.cwd, existsSync);
+      } catch (e) {
+        if (partial.length < 4 && e instanceof CliError) throw new CliError(`${e.message}; without a file, also pass ${partial.map((f) => `--${f}`).join(", ")}`);
+        throw e;
+      }
       configPath = found.path;
       let text: string;
       try {
@@ -262,8 +277,14 @@ Examples:
   const plan = program.command("plan").description("submit, inspect, watch, cancel and delete migration plans");
 
   /** CreatePlan, idempotent like kubectl apply: an existing plan with the same document is "unchanged". */
-  const submit = async (doc: { text: string } | { object: MigrationPlan }, local: MigrationPlan, o: { dryRun?: boolean; output?: string; watch?: boolean }) => {
-    const format = output(o);
+  const submit = async (doc: { text: string } | { object: MigrationPlan }, local: MigrationPlan, opts: { dryRun?: DryRun; output?: string; watch?: boolean }) => {
+    const format = output(opts);
+    if (opts.dryRun === "client") {
+      // The document as ferryctl would send it (defaults filled in): YAML unless -o json.
+      write(format === "json" ? structured(local, "json") : structured(local, "yaml"));
+      return;
+    }
+    const o = { ...opts, dryRun: opts.dryRun !== undefined };
     const document: { $case: "text"; value: string } | { $case: "object"; value: Record<string, unknown> } = "text" in doc ? { $case: "text", value: doc.text } : { $case: "object", value: doc.object };
     const name = local.metadata.name;
     let created: Plan;
@@ -304,11 +325,11 @@ Examples:
     .command("apply")
     .description("create a plan from a MigrationPlan document (YAML or JSON); unchanged if the same plan exists")
     .requiredOption("-f, --filename <file>", "the plan document; - for stdin")
-    .option("--dry-run", "validate against the clusters and show the migrations that would run; create nothing")
+    .addOption(dryRunOption("validate against the clusters and show the migrations that would run; create nothing"))
     .option("-w, --watch", "watch the plan after creating it (like plan watch)")
     .addOption(outputOption())
     .addHelpText("after", "\nExamples:\n  ferryctl plan apply -f plan.yaml --dry-run\n  ferryctl plan apply -f plan.yaml --watch")
-    .action(async (o: { filename: string; dryRun?: boolean; output?: string; watch?: boolean }) => {
+    .action(async (o: { filename: string; dryRun?: DryRun; output?: string; watch?: boolean }) => {
       output(o);
       let text: string;
       const file = o.filename;
@@ -471,11 +492,11 @@ Examples:
     .option("--name <plan>", "plan name (default evacuate-<cluster>)")
     .option("--max-in-flight <n>", "migrations of this plan at once (default 5)", positiveInt)
     .option("--max-attempts <n>", "attempts per VM before it is Failed (default 3)", positiveInt)
-    .option("--dry-run", "show where each VM would go and what blocks; create nothing")
+    .addOption(dryRunOption("show where each VM would go and what blocks; create nothing"))
     .option("-w, --watch", "watch the plan after creating it")
     .addOption(outputOption())
     .addHelpText("after", "\nExamples:\n  ferryctl evacuate east --dry-run\n  ferryctl evacuate east --to west,north --watch")
-    .action(async (clusterName: string, o: { to?: string; name?: string; maxInFlight?: number; maxAttempts?: number; dryRun?: boolean; watch?: boolean; output?: string }) => {
+    .action(async (clusterName: string, o: { to?: string; name?: string; maxInFlight?: number; maxAttempts?: number; dryRun?: DryRun; watch?: boolean; output?: string }) => {
       output(o);
       const doc = evacuationPlan({
         cluster: clusterName,
@@ -497,11 +518,11 @@ Examples:
     .option("--target-namespace <ns>", "target namespace (default the VM's own)")
     .option("--name <plan>", "plan name (default migrate-<ns>-<vm>)")
     .option("--max-attempts <n>", "attempts before the migration is Failed (default 3)", positiveInt)
-    .option("--dry-run", "validate and show the migration; create nothing")
+    .addOption(dryRunOption("validate and show the migration; create nothing"))
     .option("-w, --watch", "watch the plan after creating it")
     .addOption(outputOption())
     .addHelpText("after", "\nExamples:\n  ferryctl migrate db/pg-0 --from east --to west --watch\n  ferryctl migrate db/pg-0 --from east --to east --storage-class fast-ssd")
-    .action(async (vm: string, o: { from: string; to: string; storageClass?: string; targetNamespace?: string; name?: string; maxAttempts?: number; dryRun?: boolean; watch?: boolean; output?: string }) => {
+    .action(async (vm: string, o: { from: string; to: string; storageClass?: string; targetNamespace?: string; name?: string; maxAttempts?: number; dryRun?: DryRun; watch?: boolean; output?: string }) => {
       output(o);
       parseVmArg(vm);
       let sourceStorageClasses: string[] | undefined;
