@@ -98,10 +98,12 @@ describe("plainUpdate (non-TTY output)", () => {
     feed(migMsg(12, migration({ progress: progress(1.5 * GiB, 2) }))); // same 10% step: no line
     feed(migMsg(13, migration({ progress: progress(2.1 * GiB, 2) })));
     feed(migMsg(14, migration({ state: MigrationState.SUCCEEDED, progress: progress(10 * GiB, 0) }), { message: "target running; source halted" }));
+    feed(migMsg(15, migration({ state: MigrationState.SUCCEEDED, progress: progress(10 * GiB, 0) }), { message: "source VMIM deleted" }));
     expect(out).toEqual([
       "12:00:00 db/pg-0  Migrating  12% 1.2 GiB/10 GiB  1 B/s  → west:db/pg-0",
       "12:00:00 db/pg-0  Migrating  21% 2.1 GiB/10 GiB  2 B/s  → west:db/pg-0",
       "12:00:00 db/pg-0  Succeeded  100% 10 GiB/10 GiB  → west:db/pg-0  (target running; source halted)",
+      "12:00:00 db/pg-0: source VMIM deleted",
     ]);
   });
 });
