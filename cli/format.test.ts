@@ -88,6 +88,7 @@ describe("plans and migrations", () => {
     expect(out[2]).toMatch(/Queued\s+east:db\/pg-1\s+\(unplaced\)\s+1\s+-\s+90s\s+cluster west: 5\/5 parallelMigrationsPerCluster in use$/);
     expect(out[3]).toMatch(/Failed .* TargetNameCollision: db\/pg-2 exists on west \(fix: rename or delete it\)$/);
     expect(migrationTable([moving], true, now)).toMatch(/DecentralizedLive\s+m-1\s+Running\s+Running\s+100 MiB\/s/);
+    expect(migrationTable([migration({ placement: "placed on north: 81% of its memory free afterwards" })], false, now)).toMatch(/\s90s\s+placed on north: 81% of its memory free afterwards\n$/);
     expect(migrationNote(migration({ manualRecovery: "keep the destination only if the copy finished" }))).toBe("manual recovery: keep the destination only if the copy finished");
   });
 

@@ -182,7 +182,8 @@ export function migrationTable(migrations: readonly Migration[], wide: boolean, 
       String(m.attempt),
       progressText(m) || "-",
       age(m.createTime, now),
-      migrationNote(m) || "-",
+      // Evacuations: why placement chose the target, when nothing more pressing is to be said.
+      migrationNote(m) || m.placement || "-",
     ];
     if (wide) {
       const p = m.progress;
