@@ -4,7 +4,7 @@ import { parsePlan } from "../proto/plan.js";
 import { describeRpcFailure } from "./errors.js";
 import { agentInstallCommand, shellWord } from "./install.js";
 import { evacuationPlan, migrationPlan, parseVmArg, planNameFrom } from "./plans.js";
-import { migrationRef, parseTtl, sameDocument } from "./program.js";
+import { allPages, migrationRef, parseTtl, sameDocument } from "./program.js";
 
 describe("evacuationPlan", () => {
   it("selects every VM of the cluster and lets the broker place them", () => {
@@ -81,6 +81,15 @@ describe("sameDocument (apply is idempotent)", () => {
     if (!other.ok) throw new Error(other.error);
     expect(sameDocument(stored, other.value)).toBe(false);
     expect(sameDocument(undefined, local.value)).toBe(false);
+  });
+});
+
+describe("allPages", () => {
+  it("follows next_page_token to the end", async () => {
+    const pages: Record<string, [number[], string]> = { "": [[1, 2], "b"], b: [[3], "c"], c: [[], ""] };
+    const seen: string[] = [];
+    expect(await allPages((t) => (seen.push(t), Promise.resolve(pages[t]!)))).toEqual([1, 2, 3]);
+    expect(seen).toEqual(["", "b", "c"]);
   });
 });
 

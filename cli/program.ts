@@ -4,7 +4,6 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { status } from "@grpc/grpc-js";
-import { type Cluster } from "../proto/gen/ferry/v1/clusters.js";
 import { MigrationState, type GetMigrationRequest } from "../proto/gen/ferry/v1/migrations.js";
 import { Plan } from "../proto/gen/ferry/v1/plans.js";
 import { Severity } from "../proto/gen/ferry/v1/types.js";
@@ -65,6 +64,21 @@ function collect(v: string, prev: string[] | undefined): string[] {
   return [...(prev ?? []), ...v.split(",").filter(Boolean)];
 }
 
+/** The API's largest page. */
+const PAGE = 1000;
+
+/** Every item of a paged List RPC: `page(token)` returns the items and next_page_token. */
+export async function allPages<T>(page: (token: string) => Promise<[T[], string]>): Promise<T[]> {
+  const all: T[] = [];
+  let token = "";
+  do {
+    const [items, next] = await page(token);
+    all.push(...items);
+    token = next;
+  } while (token);
+  return all;
+}
+
 /** "uid" or "<plan>/<ns>/<vm>": a name has slashes, a uid has none. */
 export function migrationRef(arg: string): GetMigrationRequest["migration"] {
   if (!arg.includes("/")) return { $case: "uid", value: arg };
@@ -80,6 +94,8 @@ const dryRunOption = (what: string) =>
   });
 type DryRun = true | "client" | "server";
 
+const VERSION = (JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8")) as { version: string }).version;
+
 const outputOption = () => new Option("-o, --output <format>", "output format: json, yaml or wide").argParser((v) => v);
 
 export function buildProgram(io: Io): { program: Command; close: () => void } {
@@ -89,6 +105,7 @@ export function buildProgram(io: Io): { program: Command; close: () => void } {
 
   const program = new Command("ferryctl")
     .description("ferry's admin command line: clusters, migration plans, evacuations and single-VM moves over the broker's gRPC API")
+    .version(VERSION, "--version", "print ferryctl's version")
     .option("--config <file>", "ferryctl config (brokers, CA, admin certificate); default $FERRY_CONFIG, ./ferryctl.yaml, ./.ferry/ferryctl.yaml")
     .option("--broker <host:port>", "broker address (repeat or comma-separate); overrides brokers in the config", collect)
     .option("--tls-server-name <name>", "name to verify in the broker certificate; overrides tlsServerName")
@@ -211,13 +228,10 @@ Examples:
     .addHelpText("after", "\nExamples:\n  ferryctl cluster list\n  ferryctl cluster list -o wide")
     .action(async (o: { output?: string }) => {
       const format = output(o);
-      const clusters: Cluster[] = [];
-      let pageToken = "";
-      do {
-        const res = await broker().call("clusters", "listClusters", { pageSize: 1000, pageToken });
-        clusters.push(...res.clusters);
-        pageToken = res.nextPageToken;
-      } while (pageToken);
+      const clusters = await allPages(async (pageToken) => {
+        const res = await broker().call("clusters", "listClusters", { pageSize: PAGE, pageToken });
+        return [res.clusters, res.nextPageToken];
+      });
       if (format === "json" || format === "yaml") return void write(structured(list(clusters.map(toJson.cluster)), format));
       if (clusters.length === 0) return void io.stderr.write("No clusters. Add one with: ferryctl cluster add NAME\n");
       write(clusterTable(clusters, format === "wide", io.now()));
@@ -371,13 +385,10 @@ Examples:
     .addHelpText("after", "\nExample:\n  ferryctl plan list -o wide")
     .action(async (o: { output?: string }) => {
       const format = output(o);
-      const plans: Plan[] = [];
-      let pageToken = "";
-      do {
-        const res = await broker().call("plans", "listPlans", { pageSize: 1000, pageToken });
-        plans.push(...res.plans);
-        pageToken = res.nextPageToken;
-      } while (pageToken);
+      const plans = await allPages(async (pageToken) => {
+        const res = await broker().call("plans", "listPlans", { pageSize: PAGE, pageToken });
+        return [res.plans, res.nextPageToken];
+      });
       if (format === "json" || format === "yaml") return void write(structured(list(plans.map(toJson.plan)), format));
       if (plans.length === 0) return void io.stderr.write("No plans. Create one with: ferryctl plan apply -f plan.yaml\n");
       write(planTable(plans, format === "wide", io.now()));
@@ -451,13 +462,10 @@ Examples:
         if (found === undefined || typeof found !== "number") throw usageError(`unknown state "${s}"; use e.g. Queued, Migrating, Succeeded, Failed, Cancelled`);
         return found;
       });
-      const all = [];
-      let pageToken = "";
-      do {
-        const res = await broker().call("migrations", "listMigrations", { plan: planName, states, pageSize: 1000, pageToken });
-        all.push(...res.migrations);
-        pageToken = res.nextPageToken;
-      } while (pageToken);
+      const all = await allPages(async (pageToken) => {
+        const res = await broker().call("migrations", "listMigrations", { plan: planName, states, pageSize: PAGE, pageToken });
+        return [res.migrations, res.nextPageToken];
+      });
       if (format === "json" || format === "yaml") return void write(structured(list(all.map(toJson.migration)), format));
       if (all.length === 0) return void io.stderr.write(`No migrations${states.length ? " in those states" : ""} in plan ${planName}.\n`);
       write(migrationTable(all, format === "wide", io.now()));
