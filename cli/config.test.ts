@@ -163,6 +163,10 @@ describe("ferryctl with bad credentials (in-process, fails before any call)", ()
       expect(doc.ok && doc.value.spec.target).toEqual({ evacuate: true, candidates: ["west"] });
       const bad = await ferryctlIn(["evacuate", "east", "--dry-run=later"], {}, empty);
       expect(bad.code).toBe(2);
+      writeFileSync(join(empty, "ferryctl.yaml"), "brokers: [b:1]\ncaFile: a\ncertFile: b\nkeyFile: c\n");
+      const badFlag = await ferryctlIn(["cluster", "list", "--broker", "nohost"], {}, empty);
+      expect(oneErrorLine(badFlag.stderr)).toMatch(/ferryctl\.yaml with flags: brokers\[0\]: broker address "nohost" must be host:port/);
+      rmSync(join(empty, "ferryctl.yaml"));
       const partial = await ferryctlIn(["cluster", "list", "--broker", "b:1", "--ca", "ca.crt"], {}, empty);
       expect(oneErrorLine(partial.stderr)).toMatch(/; without a file, also pass --cert, --key$/);
     } finally {

@@ -161,7 +161,9 @@ Examples:
         const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(e);
         throw new CliError(`config ${found.path} (from ${found.from}): ${why}; pass --config with an existing ferryctl.yaml (\`npm run ferry -- up\` writes one)`);
       }
-      config = { ...parseConfig(text, found.path), ...flags };
+      const fromFile = parseConfig(text, found.path);
+      // Flags win; the result is checked again so a bad --broker is named like a bad file field.
+      config = Object.keys(flags).length ? parseConfig(JSON.stringify({ ...fromFile, ...flags }), `${found.path} with flags`) : fromFile;
     }
     const creds = (credentials = loadCredentials(config, flagsOnly ? resolve(io.cwd, "flags") : configPath, (p) => readFileSync(p, "utf8"), io.now()));
     connection = new BrokerConnection(config, creds, configPath);
