@@ -23,6 +23,8 @@ type ResponseOf<F> = F extends UnaryFn<infer _Q, infer R> ? R : never;
 type UnaryMethod<C> = { [K in keyof C & string]: C[K] extends UnaryFn<infer _Q, infer _R> ? K : never }[keyof C & string];
 
 const DEFAULT_DEADLINE_MS = 30_000;
+/** A leader lease is 15 s by default; an election finishes within one lease after the leader died. */
+const DEFAULT_ELECTION_WAIT_MS = 30_000;
 /** At most this many leader redirects per call (a leader elected during the call may move it once more). */
 const MAX_HOPS = 4;
 
@@ -56,6 +58,8 @@ export class BrokerConnection {
     private readonly config: FerryctlConfig,
     credentials: Credentials,
     private readonly configPath: string,
+    /** How long to keep trying while the brokers elect a leader. */
+    private readonly electionWaitMs = DEFAULT_ELECTION_WAIT_MS,
   ) {
     this.creds = grpcCredentials.createSsl(Buffer.from(credentials.caPem), Buffer.from(credentials.keyPem), Buffer.from(credentials.certPem));
     this.preferred = config.brokers[0]!;
@@ -88,36 +92,45 @@ export class BrokerConnection {
 
   /**
    * Runs `attempt` against the preferred broker, following NOT_LEADER redirects and moving on to
-   * the other configured addresses when one is unreachable. Other errors are final.
+   * the other configured addresses when one is unreachable. Other errors are final. When every
+   * address failed but one of them was a standby (a leader election is under way: the old leader
+   * is gone and its lease not yet expired), starts over after a pause, for up to `electionWaitMs`.
    */
   private async withFailover<T>(attempt: (clients: Clients, address: string) => Promise<T>): Promise<T> {
-    const order = [this.preferred, ...this.config.brokers.filter((b) => b !== this.preferred)];
-    const tried = new Set<string>();
-    let last: BrokerCallError | undefined;
-    let next: string | undefined = order[0];
-    let hops = 0;
-    while (next !== undefined) {
-      const address: string = next;
-      tried.add(address);
-      try {
-        const result = await attempt(this.clientsFor(address), address);
-        this.preferred = address;
-        return result;
-      } catch (e) {
-        if (!isServiceError(e)) throw e;
-        last = this.failure(e, address);
-        if (e.code !== status.UNAVAILABLE) throw last;
-        const info = last.rpc.details.find((d) => d.$case === "errorInfo")?.value;
-        const leader = info?.reason === "NOT_LEADER" ? info.metadata["leaderAddress"] : undefined;
-        if (leader && leader !== address && hops < MAX_HOPS) {
-          hops++;
-          next = leader;
-          continue;
+    const deadline = Date.now() + this.electionWaitMs;
+    for (let round = 1; ; round++) {
+      const order = [this.preferred, ...this.config.brokers.filter((b) => b !== this.preferred)];
+      const tried = new Set<string>();
+      let last: BrokerCallError | undefined;
+      let sawStandby = false;
+      let next: string | undefined = order[0];
+      let hops = 0;
+      while (next !== undefined) {
+        const address: string = next;
+        tried.add(address);
+        try {
+          const result = await attempt(this.clientsFor(address), address);
+          this.preferred = address;
+          return result;
+        } catch (e) {
+          if (!isServiceError(e)) throw e;
+          last = this.failure(e, address);
+          if (e.code !== status.UNAVAILABLE) throw last;
+          const info = last.rpc.details.find((d) => d.$case === "errorInfo")?.value;
+          const standby = info?.reason === "NOT_LEADER";
+          sawStandby ||= standby;
+          const leader = standby ? info.metadata["leaderAddress"] : undefined;
+          if (leader && leader !== address && hops < MAX_HOPS) {
+            hops++;
+            next = leader;
+            continue;
+          }
+          next = order.find((b) => !tried.has(b));
         }
-        next = order.find((b) => !tried.has(b));
       }
+      if (!sawStandby || Date.now() >= deadline) throw last!;
+      await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** round)));
     }
-    throw last!;
   }
 
   /** A unary RPC: `await broker.call("clusters", "getCluster", { name })`. */

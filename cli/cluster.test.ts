@@ -1,5 +1,7 @@
 // The real ferryctl (a subprocess, as `npx ferryctl` runs it) against a real broker over mTLS:
 // cluster commands, leader-following, config and connection errors, exit codes.
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, startBrokerEnv, type BrokerEnv } from "../broker/testing.js";
@@ -34,21 +36,26 @@ describe("cluster commands", () => {
     expect(r.code).toBe(0);
     const token = /^ {2}(fet\.\S+)$/m.exec(r.stdout)?.[1];
     expect(token).toBeDefined();
+    const fingerprint = new X509Certificate(env.ca.certPem).fingerprint256;
+    expect(r.stdout).toContain(`ferry CA SHA-256 fingerprint: ${fingerprint}`);
+    // The config's caFile holds the broker's CA, so the command points at it.
     expect(r.stdout).toContain(
-      `helm install ferry-agent charts/ferry-agent -n ferry-system --create-namespace --set cluster.name=east --set broker.address=${address} --set nats.url=tls://127.0.0.1:4222 --set bootstrapToken=${token}`,
+      `helm install ferry-agent charts/ferry-agent -n ferry-system --create-namespace --set cluster.name=east --set broker.address=${address} --set nats.url=tls://127.0.0.1:4222 --set bootstrapToken=${token} --set-file broker.caPem=${join(env.dir, "ferryctl-ca.crt")}`,
     );
-    expect(r.stdout).toMatch(/fingerprint: ([0-9A-F]{2}:){31}[0-9A-F]{2}/);
     // The printed token is the real one: an agent enrolls with it.
     const agent = await env.enrollWithToken(address, "east", token!);
     expect(agent.credentials.clusterName).toBe("east");
   });
 
-  it("cluster add --nats-url overrides the config; -o json has the same command", async () => {
-    const r = await ferryctl(["cluster", "add", "west", "--nats-url", "tls://nats.example.com:4222", "-o", "json"], { config });
+  it("cluster add --nats-url overrides the config, --ca-out writes the CA; -o json has the same command", async () => {
+    const caOut = join(env.dir, "out-ca.crt");
+    const r = await ferryctl(["cluster", "add", "west", "--nats-url", "tls://nats.example.com:4222", "--ca-out", caOut, "-o", "json"], { config });
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { token: string; installCommand: string; brokerAddress: string };
     expect(out.installCommand).toContain("--set nats.url=tls://nats.example.com:4222");
     expect(out.installCommand).toContain(`--set bootstrapToken=${out.token}`);
+    expect(out.installCommand).toContain(`--set-file broker.caPem=${caOut}`);
+    expect(readFileSync(caOut, "utf8")).toBe(env.ca.certPem);
     expect(out.brokerAddress).toBe(address);
   });
 

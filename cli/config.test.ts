@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, generateRsaKeyPair, issueCertificate, publicKeyOf, type CertificateAuthority } from "../pki/index.js";
+import { parsePlan } from "../proto/plan.js";
 import { loadCredentials, parseConfig, resolveConfigPath } from "./config.js";
-import { CliError } from "./errors.js";
 import type { Io } from "./program.js";
 import { run } from "./run.js";
 import { writeFerryctlConfig } from "./testing.js";
@@ -60,7 +60,7 @@ describe("parseConfig", () => {
     ["brokers: [nohost]\ncaFile: a\ncertFile: b\nkeyFile: c\n", /brokers\[0\]: broker address "nohost" must be host:port/],
     ["brokers: [a:1]\ncertFile: b\nkeyFile: c\n", /caFile: set caFile \(a path\) or caData \(the PEM\)/],
     ["brokers: [a:1]\ncaFile: a\ncaData: x\ncertFile: b\nkeyFile: c\n", /caData: set caFile or caData, not both/],
-    ["brokers: [a:1]\ncaFile: a\ncertFile: b\nkeyFile: c\nnatsUrl: http://x\n", /natsUrl: natsUrl must look like "tls:/],
+    ["brokers: [a:1]\ncaFile: a\ncertFile: b\nkeyFile: c\nnatsUrl: http://x\n", /natsUrl: NATS URL "http:\/\/x" must look like "tls:/],
     ["brokers: [a:1]\ncaFile: x\ncertFile: y\nkeyFile: z\nbrokerz: []\n", /brokerz.*brokers/],
     ["brokers: [a:1\n", /^f\.yaml(:\d+)?: not valid YAML/],
   ])("refuses %j", (text, message) => {
@@ -85,7 +85,7 @@ describe("loadCredentials", () => {
     const cert = issueCertificate(ca, { role: "admin", name: "me" }, publicKeyOf(key));
     const files: Record<string, string> = { "/cfg/ca.crt": ca.certPem, "/cfg/sub/admin.crt": cert };
     const creds = loadCredentials({ ...base, caFile: "ca.crt", certFile: "sub/admin.crt", keyData: key }, "/cfg/ferryctl.yaml", (p) => files[p] ?? "", new Date());
-    expect(creds).toEqual({ caPem: ca.certPem, certPem: cert, keyPem: key });
+    expect(creds).toEqual({ caPem: ca.certPem, caPath: "/cfg/ca.crt", certPem: cert, keyPem: key });
   });
 
   it("names a missing file and where paths are relative to", () => {
@@ -148,6 +148,27 @@ describe("ferryctl with bad credentials (in-process, fails before any call)", ()
       const r = await ferryctlIn(["cluster", "list"], {}, empty);
       expect(r.code).toBe(1);
       expect(oneErrorLine(r.stderr)).toContain("no ferryctl config: pass --config FILE or set FERRY_CONFIG");
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it("--dry-run=client prints the plan document offline (no config, no broker)", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "ferryctl-empty-"));
+    try {
+      const r = await ferryctlIn(["evacuate", "east", "--to", "west", "--dry-run=client"], {}, empty);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const doc = parsePlan(r.stdout);
+      expect(doc.ok && doc.value.spec.target).toEqual({ evacuate: true, candidates: ["west"] });
+      const bad = await ferryctlIn(["evacuate", "east", "--dry-run=later"], {}, empty);
+      expect(bad.code).toBe(2);
+      writeFileSync(join(empty, "ferryctl.yaml"), "brokers: [b:1]\ncaFile: a\ncertFile: b\nkeyFile: c\n");
+      const badFlag = await ferryctlIn(["cluster", "list", "--broker", "nohost"], {}, empty);
+      expect(oneErrorLine(badFlag.stderr)).toMatch(/ferryctl\.yaml with flags: brokers\[0\]: broker address "nohost" must be host:port/);
+      rmSync(join(empty, "ferryctl.yaml"));
+      const partial = await ferryctlIn(["cluster", "list", "--broker", "b:1", "--ca", "ca.crt"], {}, empty);
+      expect(oneErrorLine(partial.stderr)).toMatch(/; without a file, also pass --cert, --key$/);
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }

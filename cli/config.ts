@@ -15,6 +15,7 @@ export const DEFAULT_CONFIG_PATHS = ["ferryctl.yaml", ".ferry/ferryctl.yaml"] as
 const HostPort = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
   error: (i) => `broker address ${JSON.stringify(i.input)} must be host:port, e.g. "ferry.example.com:7443"`,
 });
+export const NatsUrl = z.string().regex(/^(?:tls|nats):\/\/[^\s/,]+:\d{1,5}$/, { error: (i) => `NATS URL ${JSON.stringify(i.input)} must look like "tls://nats.example.com:4222"` });
 const Pem = z.string().min(1).max(1024 * 1024);
 const Path = z.string().min(1).max(4096);
 
@@ -35,8 +36,8 @@ export const FerryctlConfig = z
     certData: Pem.optional(),
     keyFile: Path.optional(),
     keyData: Pem.optional(),
-    /** NATS URL agents connect to; printed in `cluster add`'s install command. */
-    natsUrl: z.string().regex(/^(?:tls|nats):\/\/\S+$/, { error: 'natsUrl must look like "tls://nats.example.com:4222"' }).optional(),
+    /** NATS URL for agents, put in `cluster add`'s install command; default: the broker hands its own out at enrollment. */
+    natsUrl: NatsUrl.optional(),
   })
   .superRefine((c, ctx) => {
     for (const what of ["ca", "cert", "key"] as const) {
@@ -81,6 +82,8 @@ export function parseConfig(text: string, path: string): FerryctlConfig {
 
 export interface Credentials {
   caPem: string;
+  /** The CA file's absolute path, when the CA came from caFile. */
+  caPath?: string;
   certPem: string;
   keyPem: string;
 }
@@ -92,13 +95,13 @@ export interface Credentials {
  */
 export function loadCredentials(config: FerryctlConfig, configPath: string, read: (p: string) => string, now: Date): Credentials {
   const base = dirname(configPath);
-  const get = (what: "ca" | "cert" | "key"): { pem: string; where: string } => {
+  const get = (what: "ca" | "cert" | "key"): { pem: string; where: string; path?: string } => {
     const data = config[`${what}Data`];
     if (data !== undefined) return { pem: data, where: `${what}Data in ${configPath}` };
     const file = config[`${what}File`]!;
     const p = isAbsolute(file) ? file : join(base, file);
     try {
-      return { pem: read(p), where: p };
+      return { pem: read(p), where: p, path: p };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : e instanceof Error ? e.message : String(e);
@@ -138,5 +141,5 @@ export function loadCredentials(config: FerryctlConfig, configPath: string, read
   if (!/(^|\n)OU=ferry-admin(\n|$)/.test(leaf.subject)) {
     throw new CliError(`${cert.where} is not an admin certificate (subject ${leaf.subject.replace(/\n/g, ", ")}); the broker accepts only OU=ferry-admin`);
   }
-  return { caPem: ca.pem, certPem: cert.pem, keyPem: key.pem };
+  return { caPem: ca.pem, certPem: cert.pem, keyPem: key.pem, ...(ca.path ? { caPath: ca.path } : {}) };
 }

@@ -172,7 +172,7 @@ export function migrationNote(m: Migration): string {
 
 export function migrationTable(migrations: readonly Migration[], wide: boolean, now: Date): string {
   const header = ["NAME", "STATE", "SOURCE", "TARGET", "ATTEMPT", "PROGRESS", "AGE", "NOTE"];
-  if (wide) header.splice(7, 0, "KIND", "UID", "SOURCE VMIM", "TARGET VMIM", "RATE");
+  if (wide) header.splice(7, 0, "KIND", "UID", "SOURCE VMIM", "TARGET VMIM", "RATE", "PLACEMENT");
   const rows = migrations.map((m) => {
     const row = [
       m.name,
@@ -182,11 +182,12 @@ export function migrationTable(migrations: readonly Migration[], wide: boolean, 
       String(m.attempt),
       progressText(m) || "-",
       age(m.createTime, now),
-      migrationNote(m) || "-",
+      // Evacuations: why placement chose the target, when nothing more pressing is to be said.
+      migrationNote(m) || m.placement || "-",
     ];
     if (wide) {
       const p = m.progress;
-      row.splice(7, 0, migrationKindWord(m.kind), m.uid, p?.sourceVmimPhase || "-", p?.targetVmimPhase || "-", p?.dataRateBytesPerSecond ? `${bytes(p.dataRateBytesPerSecond)}/s` : "-");
+      row.splice(7, 0, migrationKindWord(m.kind), m.uid, p?.sourceVmimPhase || "-", p?.targetVmimPhase || "-", p?.dataRateBytesPerSecond ? `${bytes(p.dataRateBytesPerSecond)}/s` : "-", m.placement || "-");
     }
     return row;
   });

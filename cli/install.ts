@@ -1,6 +1,7 @@
-// What `ferryctl cluster add` prints: the one command that installs the agent chart with its
-// enrollment token. The value names (cluster.name, broker.address, nats.url, bootstrapToken) are
-// the ferry-agent chart's; this is the only place ferryctl spells them.
+// What `ferryctl cluster add` prints: the one command that installs the ferry-agent chart with its
+// enrollment token. The value names are the chart's (charts/ferry-agent/values.yaml: cluster.name,
+// broker.address, nats.url, bootstrapToken, broker.caPem); this is the only place ferryctl spells
+// them. cli/install.test.ts and charts/charts.test.ts render the printed command with the chart.
 export const AGENT_CHART = "charts/ferry-agent";
 export const AGENT_RELEASE = "ferry-agent";
 export const AGENT_NAMESPACE = "ferry-system";
@@ -9,9 +10,11 @@ export interface AgentInstall {
   cluster: string;
   /** The broker's gRPC address agents enroll at (host:port). */
   brokerAddress: string;
-  /** NATS URL agents connect to, e.g. tls://nats.example.com:4222. */
-  natsUrl: string;
+  /** NATS URL for the agent (tls://host:port); without it, the URLs the broker hands out at enrollment. */
+  natsUrl?: string;
   token: string;
+  /** A file holding the ferry CA (PEM), for `--set-file broker.caPem=…`: the agent verifies the broker with it at enrollment. */
+  caFile?: string;
 }
 
 /** Quotes a shell word only when it needs it (POSIX single quotes). */
@@ -27,7 +30,8 @@ export function agentInstallCommand(a: AgentInstall): string {
     `helm install ${AGENT_RELEASE} ${AGENT_CHART} -n ${AGENT_NAMESPACE} --create-namespace`,
     set("cluster.name", a.cluster),
     set("broker.address", a.brokerAddress),
-    set("nats.url", a.natsUrl),
+    ...(a.natsUrl ? [set("nats.url", a.natsUrl)] : []),
     set("bootstrapToken", a.token),
+    ...(a.caFile ? [`--set-file ${shellWord(`broker.caPem=${a.caFile}`)}`] : []),
   ].join(" ");
 }

@@ -10,7 +10,7 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   const code = typeof rest[0] === "object" && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
   if (code === "DEP0123") return;
   (emitWarning as (...a: unknown[]) => void)(warning, ...rest);
-}) as typeof process.emitWarning;
+});
 
 const io: Io = {
   stdout: process.stdout,

@@ -41,6 +41,8 @@ export interface EvacuateOptions {
   /** Plan name (--name); default evacuate-<cluster>. */
   name?: string;
   maxInFlight?: number;
+  /** Attempts per VM (--max-attempts); default the plan's 3. */
+  maxAttempts?: number;
 }
 
 /** Every VM of `cluster`, placed by the broker (optionally only on `to`). */
@@ -58,6 +60,7 @@ export function evacuationPlan(o: EvacuateOptions): MigrationPlan {
       selector: { allVMs: true },
       target: { evacuate: true, ...(candidates ? { candidates } : {}) },
       ...(o.maxInFlight !== undefined ? { limits: { maxInFlight: o.maxInFlight } } : {}),
+      ...(o.maxAttempts !== undefined ? { retry: { maxAttempts: o.maxAttempts } } : {}),
     },
   });
 }
@@ -73,6 +76,7 @@ export interface MigrateOptions {
   sourceStorageClasses?: readonly string[];
   targetNamespace?: string;
   name?: string;
+  maxAttempts?: number;
 }
 
 /** Splits "ns/vm"; a usage error names the expected form. */
@@ -105,6 +109,7 @@ export function migrationPlan(o: MigrateOptions): MigrationPlan {
       vms: [vm],
       target: { cluster: o.to, ...(o.targetNamespace ? { namespace: o.targetNamespace } : {}) },
       storageMap,
+      ...(o.maxAttempts !== undefined ? { retry: { maxAttempts: o.maxAttempts } } : {}),
     },
   });
 }

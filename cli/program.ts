@@ -1,16 +1,15 @@
 // The command tree (commander) and the thin shell around the pure parts: read flags and files,
 // call the broker, print what format.ts / watch.ts produce.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { status } from "@grpc/grpc-js";
-import { type Cluster } from "../proto/gen/ferry/v1/clusters.js";
 import { MigrationState, type GetMigrationRequest } from "../proto/gen/ferry/v1/migrations.js";
 import { Plan } from "../proto/gen/ferry/v1/plans.js";
 import { Severity } from "../proto/gen/ferry/v1/types.js";
 import { parsePlan, type MigrationPlan } from "../proto/plan.js";
 import { BrokerCallError, BrokerConnection } from "./broker.js";
-import { CONFIG_ENV, loadCredentials, parseConfig, resolveConfigPath, type FerryctlConfig } from "./config.js";
+import { CONFIG_ENV, NatsUrl, loadCredentials, parseConfig, resolveConfigPath, type Credentials, type FerryctlConfig } from "./config.js";
 import { CliError, usageError } from "./errors.js";
 import {
   clusterStateWord,
@@ -65,12 +64,37 @@ function collect(v: string, prev: string[] | undefined): string[] {
   return [...(prev ?? []), ...v.split(",").filter(Boolean)];
 }
 
+/** The API's largest page. */
+const PAGE = 1000;
+
+/** Every item of a paged List RPC: `page(token)` returns the items and next_page_token. */
+export async function allPages<T>(page: (token: string) => Promise<[T[], string]>): Promise<T[]> {
+  const all: T[] = [];
+  let token = "";
+  do {
+    const [items, next] = await page(token);
+    all.push(...items);
+    token = next;
+  } while (token);
+  return all;
+}
+
 /** "uid" or "<plan>/<ns>/<vm>": a name has slashes, a uid has none. */
 export function migrationRef(arg: string): GetMigrationRequest["migration"] {
   if (!arg.includes("/")) return { $case: "uid", value: arg };
   if (arg.split("/").length !== 3) throw usageError(`"${arg}" is neither a migration uid nor PLAN/NAMESPACE/VM`);
   return { $case: "name", value: arg };
 }
+
+/** kubectl's --dry-run: bare or =server asks the broker; =client prints the plan document ferryctl would send, offline. */
+const dryRunOption = (what: string) =>
+  new Option("--dry-run [strategy]", `${what}; --dry-run=client prints the plan document without contacting the broker`).argParser((v): DryRun => {
+    if (v !== "client" && v !== "server") throw new InvalidArgumentError('use --dry-run, --dry-run=server or --dry-run=client');
+    return v;
+  });
+type DryRun = true | "client" | "server";
+
+const VERSION = (JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 const outputOption = () => new Option("-o, --output <format>", "output format: json, yaml or wide").argParser((v) => v);
 
@@ -81,6 +105,7 @@ export function buildProgram(io: Io): { program: Command; close: () => void } {
 
   const program = new Command("ferryctl")
     .description("ferry's admin command line: clusters, migration plans, evacuations and single-VM moves over the broker's gRPC API")
+    .version(VERSION, "--version", "print ferryctl's version")
     .option("--config <file>", "ferryctl config (brokers, CA, admin certificate); default $FERRY_CONFIG, ./ferryctl.yaml, ./.ferry/ferryctl.yaml")
     .option("--broker <host:port>", "broker address (repeat or comma-separate); overrides brokers in the config", collect)
     .option("--tls-server-name <name>", "name to verify in the broker certificate; overrides tlsServerName")
@@ -119,7 +144,14 @@ Examples:
       configPath = "--broker/--ca/--cert/--key";
       config = parseConfig(JSON.stringify(flags), configPath);
     } else {
-      const found = resolveConfigPath(g.config, io.env, io.cwd, existsSync);
+      const partial = ["broker", "ca", "cert", "key"].filter((f) => !(f === "broker" ? g.broker?.length : g[f as "ca" | "cert" | "key"]));
+      let found: { path: string; from: string };
+      try {
+        found = resolveConfigPath(g.config, io.env, io.cwd, existsSync);
+      } catch (e) {
+        if (partial.length < 4 && e instanceof CliError) throw new CliError(`${e.message}; without a file, also pass ${partial.map((f) => `--${f}`).join(", ")}`);
+        throw e;
+      }
       configPath = found.path;
       let text: string;
       try {
@@ -129,12 +161,15 @@ Examples:
         const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(e);
         throw new CliError(`config ${found.path} (from ${found.from}): ${why}; pass --config with an existing ferryctl.yaml (\`npm run ferry -- up\` writes one)`);
       }
-      config = { ...parseConfig(text, found.path), ...flags };
+      const fromFile = parseConfig(text, found.path);
+      // Flags win; the result is checked again so a bad --broker is named like a bad file field.
+      config = Object.keys(flags).length ? parseConfig(JSON.stringify({ ...fromFile, ...flags }), `${found.path} with flags`) : fromFile;
     }
-    const creds = loadCredentials(config, flagsOnly ? resolve(io.cwd, "flags") : configPath, (p) => readFileSync(p, "utf8"), io.now());
+    const creds = (credentials = loadCredentials(config, flagsOnly ? resolve(io.cwd, "flags") : configPath, (p) => readFileSync(p, "utf8"), io.now()));
     connection = new BrokerConnection(config, creds, configPath);
     return connection;
   };
+  let credentials: Credentials | undefined;
   const natsUrlFromConfig = (): string | undefined => {
     broker();
     return config?.natsUrl;
@@ -150,18 +185,27 @@ Examples:
     .description("create an enrollment token for a new cluster and print the agent chart's install command")
     .argument("<name>", "cluster name (DNS-1123 label)")
     .option("--ttl <duration>", "how long the token is valid (e.g. 30m, 1h; broker default 1h, max 24h)", parseTtl)
-    .option("--nats-url <url>", "NATS URL the agent connects to; default natsUrl in the config")
+    .option("--nats-url <url>", "NATS URL for the agent; default natsUrl in the config, else the URLs the broker hands out")
+    .option("--ca-out <file>", "write the ferry CA to this file for the command's --set-file broker.caPem (default: the config's caFile)")
     .addOption(outputOption())
     .addHelpText("after", "\nExample:\n  ferryctl cluster add east --ttl 2h")
-    .action(async (name: string, o: { ttl?: number; natsUrl?: string; output?: string }) => {
+    .action(async (name: string, o: { ttl?: number; natsUrl?: string; caOut?: string; output?: string }) => {
       const format = output(o);
+      if (o.natsUrl !== undefined && !NatsUrl.safeParse(o.natsUrl).success) throw usageError(`--nats-url ${o.natsUrl}: use tls://HOST:PORT`);
       const natsUrl = o.natsUrl ?? natsUrlFromConfig();
-      if (!natsUrl) throw usageError("cluster add needs the NATS URL agents connect to: pass --nats-url tls://HOST:4222 or set natsUrl in the ferryctl config");
       const res = await broker().call("clusters", "createEnrollmentToken", { clusterName: name, ttl: o.ttl !== undefined ? { seconds: o.ttl, nanos: 0 } : undefined });
       const brokerAddress = res.brokerAddress || broker().address;
-      const command = agentInstallCommand({ cluster: name, brokerAddress, natsUrl, token: res.token });
+      // The agent verifies the broker with the ferry CA at enrollment: name a file that holds it.
+      let caFile: string | undefined;
+      if (o.caOut) {
+        caFile = resolve(io.cwd, o.caOut);
+        writeFileSync(caFile, res.caPem);
+      } else if (credentials?.caPath && credentials.caPem.trim() === res.caPem.trim()) {
+        caFile = credentials.caPath;
+      }
+      const command = agentInstallCommand({ cluster: name, brokerAddress, token: res.token, caFile: caFile ?? "ferry-ca.crt", ...(natsUrl ? { natsUrl } : {}) });
       if (format === "json" || format === "yaml") {
-        write(structured({ cluster: name, token: res.token, expireTime: res.expireTime?.toISOString(), caFingerprintSha256: res.caFingerprintSha256, brokerAddress, natsUrl, installCommand: command }, format));
+        write(structured({ cluster: name, token: res.token, expireTime: res.expireTime?.toISOString(), caFingerprintSha256: res.caFingerprintSha256, caPem: res.caPem, brokerAddress, natsUrl: natsUrl ?? "", installCommand: command }, format));
         return;
       }
       write(
@@ -170,6 +214,7 @@ Examples:
           `token (single use, expires ${res.expireTime?.toISOString() ?? "?"}):`,
           `  ${res.token}`,
           `ferry CA SHA-256 fingerprint: ${res.caFingerprintSha256}`,
+          ...(caFile ? [] : [``, `Save the ferry CA as ferry-ca.crt (or pass --ca-out FILE):`, res.caPem.trimEnd()]),
           ``,
           `Install the agent in cluster ${name} (kubectl context of that cluster):`,
           `  ${command}`,
@@ -185,13 +230,10 @@ Examples:
     .addHelpText("after", "\nExamples:\n  ferryctl cluster list\n  ferryctl cluster list -o wide")
     .action(async (o: { output?: string }) => {
       const format = output(o);
-      const clusters: Cluster[] = [];
-      let pageToken = "";
-      do {
-        const res = await broker().call("clusters", "listClusters", { pageSize: 1000, pageToken });
-        clusters.push(...res.clusters);
-        pageToken = res.nextPageToken;
-      } while (pageToken);
+      const clusters = await allPages(async (pageToken) => {
+        const res = await broker().call("clusters", "listClusters", { pageSize: PAGE, pageToken });
+        return [res.clusters, res.nextPageToken];
+      });
       if (format === "json" || format === "yaml") return void write(structured(list(clusters.map(toJson.cluster)), format));
       if (clusters.length === 0) return void io.stderr.write("No clusters. Add one with: ferryctl cluster add NAME\n");
       write(clusterTable(clusters, format === "wide", io.now()));
@@ -251,8 +293,14 @@ Examples:
   const plan = program.command("plan").description("submit, inspect, watch, cancel and delete migration plans");
 
   /** CreatePlan, idempotent like kubectl apply: an existing plan with the same document is "unchanged". */
-  const submit = async (doc: { text: string } | { object: MigrationPlan }, local: MigrationPlan, o: { dryRun?: boolean; output?: string; watch?: boolean }) => {
-    const format = output(o);
+  const submit = async (doc: { text: string } | { object: MigrationPlan }, local: MigrationPlan, opts: { dryRun?: DryRun; output?: string; watch?: boolean }) => {
+    const format = output(opts);
+    if (opts.dryRun === "client") {
+      // The document as ferryctl would send it (defaults filled in): YAML unless -o json.
+      write(format === "json" ? structured(local, "json") : structured(local, "yaml"));
+      return;
+    }
+    const o = { ...opts, dryRun: opts.dryRun !== undefined };
     const document: { $case: "text"; value: string } | { $case: "object"; value: Record<string, unknown> } = "text" in doc ? { $case: "text", value: doc.text } : { $case: "object", value: doc.object };
     const name = local.metadata.name;
     let created: Plan;
@@ -293,11 +341,11 @@ Examples:
     .command("apply")
     .description("create a plan from a MigrationPlan document (YAML or JSON); unchanged if the same plan exists")
     .requiredOption("-f, --filename <file>", "the plan document; - for stdin")
-    .option("--dry-run", "validate against the clusters and show the migrations that would run; create nothing")
+    .addOption(dryRunOption("validate against the clusters and show the migrations that would run; create nothing"))
     .option("-w, --watch", "watch the plan after creating it (like plan watch)")
     .addOption(outputOption())
     .addHelpText("after", "\nExamples:\n  ferryctl plan apply -f plan.yaml --dry-run\n  ferryctl plan apply -f plan.yaml --watch")
-    .action(async (o: { filename: string; dryRun?: boolean; output?: string; watch?: boolean }) => {
+    .action(async (o: { filename: string; dryRun?: DryRun; output?: string; watch?: boolean }) => {
       output(o);
       let text: string;
       const file = o.filename;
@@ -339,13 +387,10 @@ Examples:
     .addHelpText("after", "\nExample:\n  ferryctl plan list -o wide")
     .action(async (o: { output?: string }) => {
       const format = output(o);
-      const plans: Plan[] = [];
-      let pageToken = "";
-      do {
-        const res = await broker().call("plans", "listPlans", { pageSize: 1000, pageToken });
-        plans.push(...res.plans);
-        pageToken = res.nextPageToken;
-      } while (pageToken);
+      const plans = await allPages(async (pageToken) => {
+        const res = await broker().call("plans", "listPlans", { pageSize: PAGE, pageToken });
+        return [res.plans, res.nextPageToken];
+      });
       if (format === "json" || format === "yaml") return void write(structured(list(plans.map(toJson.plan)), format));
       if (plans.length === 0) return void io.stderr.write("No plans. Create one with: ferryctl plan apply -f plan.yaml\n");
       write(planTable(plans, format === "wide", io.now()));
@@ -404,24 +449,25 @@ Examples:
   migration
     .command("list")
     .description("list the migrations of a plan")
-    .argument("<plan>")
+    .argument("[plan]", "the plan (or --plan)")
+    .option("--plan <plan>", "the plan")
     .addOption(new Option("--state <state...>", "only these states (e.g. Failed Queued)"))
     .addOption(outputOption())
-    .addHelpText("after", "\nExample:\n  ferryctl migration list move-db --state Failed")
-    .action(async (planName: string, o: { output?: string; state?: string[] }) => {
+    .addHelpText("after", "\nExamples:\n  ferryctl migration list move-db --state Failed\n  ferryctl migration list --plan move-db -o wide")
+    .action(async (arg: string | undefined, o: { plan?: string; output?: string; state?: string[] }) => {
       const format = output(o);
+      if (arg && o.plan && arg !== o.plan) throw usageError(`two plans given ("${arg}" and --plan "${o.plan}"); give one`);
+      const planName = arg ?? o.plan;
+      if (!planName) throw usageError("name the plan: ferryctl migration list PLAN (or --plan PLAN)");
       const states = (o.state ?? []).map((s) => {
         const found = Object.values(MigrationState).find((v) => typeof v === "number" && migrationStateWord(v).toLowerCase() === s.toLowerCase());
         if (found === undefined || typeof found !== "number") throw usageError(`unknown state "${s}"; use e.g. Queued, Migrating, Succeeded, Failed, Cancelled`);
         return found;
       });
-      const all = [];
-      let pageToken = "";
-      do {
-        const res = await broker().call("migrations", "listMigrations", { plan: planName, states, pageSize: 1000, pageToken });
-        all.push(...res.migrations);
-        pageToken = res.nextPageToken;
-      } while (pageToken);
+      const all = await allPages(async (pageToken) => {
+        const res = await broker().call("migrations", "listMigrations", { plan: planName, states, pageSize: PAGE, pageToken });
+        return [res.migrations, res.nextPageToken];
+      });
       if (format === "json" || format === "yaml") return void write(structured(list(all.map(toJson.migration)), format));
       if (all.length === 0) return void io.stderr.write(`No migrations${states.length ? " in those states" : ""} in plan ${planName}.\n`);
       write(migrationTable(all, format === "wide", io.now()));
@@ -455,13 +501,20 @@ Examples:
     .option("--to <clusters>", "only these target clusters (comma-separated); default every available, uncordoned one")
     .option("--name <plan>", "plan name (default evacuate-<cluster>)")
     .option("--max-in-flight <n>", "migrations of this plan at once (default 5)", positiveInt)
-    .option("--dry-run", "show where each VM would go and what blocks; create nothing")
+    .option("--max-attempts <n>", "attempts per VM before it is Failed (default 3)", positiveInt)
+    .addOption(dryRunOption("show where each VM would go and what blocks; create nothing"))
     .option("-w, --watch", "watch the plan after creating it")
     .addOption(outputOption())
     .addHelpText("after", "\nExamples:\n  ferryctl evacuate east --dry-run\n  ferryctl evacuate east --to west,north --watch")
-    .action(async (clusterName: string, o: { to?: string; name?: string; maxInFlight?: number; dryRun?: boolean; watch?: boolean; output?: string }) => {
+    .action(async (clusterName: string, o: { to?: string; name?: string; maxInFlight?: number; maxAttempts?: number; dryRun?: DryRun; watch?: boolean; output?: string }) => {
       output(o);
-      const doc = evacuationPlan({ cluster: clusterName, ...(o.to !== undefined ? { to: o.to } : {}), ...(o.name ? { name: o.name } : {}), ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}) });
+      const doc = evacuationPlan({
+        cluster: clusterName,
+        ...(o.to !== undefined ? { to: o.to } : {}),
+        ...(o.name ? { name: o.name } : {}),
+        ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}),
+        ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
+      });
       await submit({ object: doc }, doc, o);
     });
 
@@ -474,11 +527,12 @@ Examples:
     .option("--storage-class <class>", "put every volume on this storage class of the target")
     .option("--target-namespace <ns>", "target namespace (default the VM's own)")
     .option("--name <plan>", "plan name (default migrate-<ns>-<vm>)")
-    .option("--dry-run", "validate and show the migration; create nothing")
+    .option("--max-attempts <n>", "attempts before the migration is Failed (default 3)", positiveInt)
+    .addOption(dryRunOption("validate and show the migration; create nothing"))
     .option("-w, --watch", "watch the plan after creating it")
     .addOption(outputOption())
     .addHelpText("after", "\nExamples:\n  ferryctl migrate db/pg-0 --from east --to west --watch\n  ferryctl migrate db/pg-0 --from east --to east --storage-class fast-ssd")
-    .action(async (vm: string, o: { from: string; to: string; storageClass?: string; targetNamespace?: string; name?: string; dryRun?: boolean; watch?: boolean; output?: string }) => {
+    .action(async (vm: string, o: { from: string; to: string; storageClass?: string; targetNamespace?: string; name?: string; maxAttempts?: number; dryRun?: DryRun; watch?: boolean; output?: string }) => {
       output(o);
       parseVmArg(vm);
       let sourceStorageClasses: string[] | undefined;
@@ -494,6 +548,7 @@ Examples:
         ...(sourceStorageClasses ? { sourceStorageClasses } : {}),
         ...(o.targetNamespace ? { targetNamespace: o.targetNamespace } : {}),
         ...(o.name ? { name: o.name } : {}),
+        ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
       });
       await submit({ object: doc }, doc, o);
     });

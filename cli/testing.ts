@@ -15,6 +15,23 @@ export interface RunResult {
   stderr: string;
 }
 
+/**
+ * `ferryctl args…` on a pseudo-terminal (util-linux `script`), so stdout is a TTY as in a shell.
+ * Output is what the terminal received, escape sequences included.
+ */
+export function ferryctlOnTty(args: string[], opts: { config: string; columns?: number }): Promise<RunResult> {
+  const quoted = [process.execPath, FERRYCTL, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+  return new Promise((resolve, reject) => {
+    const child = spawn("script", ["-qec", `stty cols ${opts.columns ?? 160}; ${quoted}`, "/dev/null"], { env: { ...process.env, FERRY_CONFIG: opts.config }, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 /** `ferryctl args…` with FERRY_CONFIG=config (unless env overrides it); stdin from `input`. */
 export function ferryctl(args: string[], opts: { config?: string; env?: Record<string, string>; input?: string; cwd?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {

@@ -126,25 +126,31 @@ export function plainKey(r: ProgressRow): string {
 
 /**
  * Plain output: the lines to print after folding `m` into the view, given the keys printed so far
- * (updated in place). Nothing during the snapshot; at its end every migration once; then changes.
+ * (updated in place). Nothing during the snapshot; at its end every migration once; then a full
+ * row when a VM's row changed (with the broker's audit message), else the audit message alone.
  */
 export function plainUpdate(view: WatchView, m: WatchPlanResponse, printed: Map<string, string>, time: (d: Date | undefined) => string): string[] {
   if (!view.snapshotComplete) return [];
   const lines: string[] = [];
   const stamp = time(m.time);
-  const planKey = "plan";
-  const summary = planSummary(view.plan, view.plan?.name ?? "");
-  if (printed.get(planKey) !== summary) {
-    printed.set(planKey, summary);
-    lines.push(`${stamp}${summary}`);
-  }
   const changed = m.snapshotComplete ? orderedMigrations(view) : m.change?.$case === "migration" ? [view.migrations.get(m.change.value.uid)!] : [];
   for (const mig of changed) {
     const row = progressRow(mig);
     const key = plainKey(row);
-    if (printed.get(mig.uid) === key && !m.message) continue;
-    printed.set(mig.uid, key);
-    lines.push(`${stamp}${plainLine(row)}${m.message && !m.snapshotComplete ? `  (${m.message})` : ""}`);
+    const message = m.snapshotComplete ? "" : m.message;
+    if (printed.get(mig.uid) !== key) {
+      printed.set(mig.uid, key);
+      lines.push(`${stamp}${plainLine(row)}${message ? `  (${message})` : ""}`);
+    } else if (message) {
+      // Nothing new in the row: just the broker's audit line for this VM.
+      lines.push(`${stamp}${row.vm}: ${message}`);
+    }
+  }
+  // The plan line last: after the VM lines that changed its counters.
+  const summary = planSummary(view.plan, view.plan?.name ?? "");
+  if (printed.get("plan") !== summary) {
+    printed.set("plan", summary);
+    lines.push(`${stamp}${summary}`);
   }
   return lines;
 }
