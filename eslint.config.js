@@ -3,7 +3,7 @@ import tseslint from "typescript-eslint";
 import globals from "globals";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "proto/gen/**", "node_modules/**", ".ferry/**", "charts/**"] },
+  { ignores: ["dist/**", "proto/gen/**", "node_modules/**", ".ferry/**"] },
   { languageOptions: { globals: globals.node } },
   js.configs.recommended,
   {

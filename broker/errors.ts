@@ -15,6 +15,8 @@ export type ErrorKind =
 export interface BrokerErrorDetails {
   /** INVALID_ARGUMENT: the request field at fault (proto field name, e.g. "csr_pem"). */
   field?: string;
+  /** INVALID_ARGUMENT with several bad fields (e.g. plan document paths such as "spec.storageMap[0].target"). */
+  fields?: { field: string; description: string }[];
   /** Stable machine-readable reason (google.rpc.ErrorInfo.reason), e.g. "TOKEN_EXPIRED". */
   reason?: string;
   /** FAILED_PRECONDITION: what blocks the request (type, subject, description). */

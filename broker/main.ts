@@ -4,6 +4,7 @@
 import { pino } from "pino";
 import { startBroker, type RunningBroker } from "./broker.js";
 import { ConfigError, loadConfig, loadSecrets, USAGE } from "./config.js";
+import { controllerFactory } from "./controller/index.js";
 
 async function main(): Promise<number> {
   let loaded;
@@ -52,7 +53,7 @@ async function main(): Promise<number> {
   });
 
   try {
-    broker = await startBroker(config, secrets, { logger: log });
+    broker = await startBroker(config, secrets, { logger: log, controller: controllerFactory() });
   } catch (e) {
     log.fatal({ err: e instanceof Error ? e.stack : String(e) }, "broker failed to start");
     return 1;

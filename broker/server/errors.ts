@@ -44,9 +44,11 @@ function brokerError(e: BrokerError): ServerErrorResponse {
   if (e.details.reason || e.details.metadata) {
     details.push({ $case: "errorInfo", value: { reason: e.details.reason ?? e.kind.toUpperCase().replace(/-/g, "_"), domain: ERROR_DOMAIN, metadata: e.details.metadata ?? {} } });
   }
-  if (e.details.field) {
-    details.push({ $case: "badRequest", value: { fieldViolations: [{ field: e.details.field, description: e.message, reason: e.details.reason ?? "INVALID_FIELD" }] } });
-  }
+  const fieldViolations = [
+    ...(e.details.field ? [{ field: e.details.field, description: e.message, reason: e.details.reason ?? "INVALID_FIELD" }] : []),
+    ...(e.details.fields ?? []).map((f) => ({ field: f.field, description: f.description, reason: e.details.reason ?? "INVALID_FIELD" })),
+  ];
+  if (fieldViolations.length > 0) details.push({ $case: "badRequest", value: { fieldViolations } });
   if (e.details.violations?.length) details.push({ $case: "preconditionFailure", value: { violations: e.details.violations } });
   return richError(CODES[e.kind], e.message, details);
 }

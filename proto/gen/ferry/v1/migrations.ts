@@ -226,7 +226,14 @@ export interface Migration {
   createTime: Date | undefined;
   startTime: Date | undefined;
   finishTime: Date | undefined;
-  updateTime: Date | undefined;
+  updateTime:
+    | Date
+    | undefined;
+  /**
+   * Evacuation plans: why placement chose the target cluster, e.g. "placed on north: 81% of its
+   * memory free afterwards (104 GiB of 128 GiB); also fit: west 81%". Empty otherwise.
+   */
+  placement: string;
 }
 
 export interface MigrationProgress {
@@ -328,6 +335,7 @@ function createBaseMigration(): Migration {
     startTime: undefined,
     finishTime: undefined,
     updateTime: undefined,
+    placement: "",
   };
 }
 
@@ -386,6 +394,9 @@ export const Migration: MessageFns<Migration> = {
     }
     if (message.updateTime !== undefined) {
       Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(146).fork()).join();
+    }
+    if (message.placement !== "") {
+      writer.uint32(154).string(message.placement);
     }
     return writer;
   },
@@ -547,6 +558,14 @@ export const Migration: MessageFns<Migration> = {
             message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.placement = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -613,6 +632,7 @@ export const Migration: MessageFns<Migration> = {
         : isSet(object.update_time)
         ? fromJsonTimestamp(object.update_time)
         : undefined,
+      placement: isSet(object.placement) ? globalThis.String(object.placement) : "",
     };
   },
 
@@ -672,6 +692,9 @@ export const Migration: MessageFns<Migration> = {
     if (message.updateTime !== undefined) {
       obj.updateTime = message.updateTime.toISOString();
     }
+    if (message.placement !== "") {
+      obj.placement = message.placement;
+    }
     return obj;
   },
 
@@ -706,6 +729,7 @@ export const Migration: MessageFns<Migration> = {
     message.startTime = object.startTime ?? undefined;
     message.finishTime = object.finishTime ?? undefined;
     message.updateTime = object.updateTime ?? undefined;
+    message.placement = object.placement ?? "";
     return message;
   },
 };

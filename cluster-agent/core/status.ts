@@ -1,0 +1,146 @@
+// TaskStatus pieces derived from what KubeVirt reports: VMIM phase/conditions/migrationState, the
+// VM facts the broker checks invariants with, the step a VMIM phase means, and failures with fixes.
+import type { AgentError, TaskStatus, TaskStep, VmimStatus } from "../../proto/bus/index.js";
+import { condition, type Condition, type VirtualMachine, type VirtualMachineInstance, type Vmim } from "./kube.js";
+import { MIGRATION_TARGET_ANNOTATION } from "./names.js";
+import { runStrategyOf } from "./vm.js";
+
+const TEXT_MAX = 4096;
+export const clip = (s: string, n = TEXT_MAX): string => (s.length <= n ? s : `${s.slice(0, n - 1)}…`);
+
+function isoTime(t: unknown): string | undefined {
+  if (typeof t !== "string" && !(t instanceof Date)) return undefined;
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
+function busCondition(c: Condition): VmimStatus["conditions"][number] {
+  const status = c.status === "True" || c.status === "False" ? c.status : "Unknown";
+  const at = isoTime(c.lastTransitionTime);
+  return {
+    type: clip(c.type, 128),
+    status,
+    ...(c.reason ? { reason: clip(c.reason, 256) } : {}),
+    ...(c.message ? { message: clip(c.message) } : {}),
+    ...(at ? { lastTransitionTime: at } : {}),
+  };
+}
+
+/** The VMIM as the bus reports it. */
+export function vmimStatus(vmim: Vmim): VmimStatus {
+  const st = vmim.status ?? {};
+  const out: VmimStatus = {
+    name: vmim.metadata.name ?? "",
+    phase: st.phase ?? "",
+    phaseTransitions: (st.phaseTransitionTimestamps ?? []).flatMap((p) => {
+      const at = isoTime(p.phaseTransitionTimestamp);
+      return at ? [{ phase: p.phase, at }] : [];
+    }).slice(-32),
+    conditions: (st.conditions ?? []).map(busCondition).slice(0, 32),
+  };
+  const ms = st.migrationState;
+  if (ms) {
+    const start = isoTime(ms.startTimestamp);
+    const end = isoTime(ms.endTimestamp);
+    out.migrationState = {
+      completed: ms.completed === true,
+      failed: ms.failed === true,
+      ...(start ? { startTimestamp: start } : {}),
+      ...(end ? { endTimestamp: end } : {}),
+      ...(ms.failureReason ? { failureReason: clip(ms.failureReason) } : {}),
+      ...(ms.mode ? { mode: ms.mode } : {}),
+    };
+  }
+  return out;
+}
+
+/** VM facts for the broker's invariants (a VM never runs in two places). */
+export function vmFacts(vm: VirtualMachine | undefined, vmi: VirtualMachineInstance | undefined): NonNullable<TaskStatus["vm"]> {
+  if (!vm) return { exists: false };
+  return {
+    exists: true,
+    runStrategy: runStrategyOf(vm),
+    ...(vm.status?.printableStatus ? { printableStatus: vm.status.printableStatus } : {}),
+    ...(vmi?.status?.phase ? { vmiPhase: vmi.status.phase } : {}),
+    ...(vmi?.status?.nodeName ? { node: vmi.status.nodeName } : {}),
+  };
+}
+
+const SENDING_PHASES = new Set(["", "Synchronizing", "WaitingForSync", "Pending"]);
+
+/** The step a decentralized VMIM's phase means for its side. */
+export function stepForVmim(vmim: Vmim): TaskStep {
+  const phase = vmim.status?.phase ?? "";
+  if (phase === "Succeeded") return "Succeeded";
+  if (phase === "Failed") return "Failed";
+  if (SENDING_PHASES.has(phase)) return "Sending";
+  return "Migrating";
+}
+
+/** A VMIM that completed: phase Succeeded or migrationState completed and not failed. */
+export function vmimSucceeded(vmim: Vmim | undefined): boolean {
+  if (!vmim) return false;
+  const ms = vmim.status?.migrationState;
+  return vmim.status?.phase === "Succeeded" || (ms?.completed === true && ms.failed !== true);
+}
+
+export function vmimFailed(vmim: Vmim | undefined): boolean {
+  return vmim?.status?.phase === "Failed" || vmim?.status?.migrationState?.failed === true;
+}
+
+/** Why a VMIM failed, with what to do. */
+export function vmimFailure(vmim: Vmim, side: "source" | "target" | "local"): AgentError {
+  const reason = vmim.status?.migrationState?.failureReason;
+  const blocked = condition(vmim, "decentralizedMigrationBlocked");
+  const parts = [`${side === "local" ? "" : `${side} `}VMIM ${vmim.metadata.namespace}/${vmim.metadata.name} failed`];
+  if (reason) parts.push(reason);
+  if (blocked?.status === "True" && blocked.message) parts.push(`decentralizedMigrationBlocked: ${blocked.message}`);
+  return {
+    code: "MigrationFailed",
+    message: clip(parts.join(": ")),
+    fix: clip(
+      reason === "Live migration has been aborted"
+        ? "the copy did not converge or timed out (progressTimeout / completionTimeoutPerGiB): retry when the guest writes less memory, or raise bandwidthPerMigration / the timeouts in the KubeVirt CR"
+        : "see the message; the source VM keeps running. ferry aborts this attempt and retries if attempts are left",
+    ),
+  };
+}
+
+/** The decentralizedMigrationBlocked condition of a VMIM when True (TLS/x509 or connectivity between sync controllers). */
+export function blockedCondition(vmim: Vmim | undefined): Condition | undefined {
+  const c = condition(vmim, "decentralizedMigrationBlocked");
+  return c?.status === "True" ? c : undefined;
+}
+
+/** The receiver finished: its VMI runs without the migration-target annotation, or the VM left WaitAsReceiver. */
+export function receiverCompleted(vm: VirtualMachine | undefined, vmi: VirtualMachineInstance | undefined): boolean {
+  if (!vm) return false;
+  if (runStrategyOf(vm) !== "WaitAsReceiver") return true;
+  const ms = vmi?.status?.migrationState;
+  return vmi?.status?.phase === "Running" && vmi.metadata.annotations?.[MIGRATION_TARGET_ANNOTATION] === undefined && ms?.completed === true && ms.failed !== true;
+}
+
+/** Progress as virt-handler exports it (kubevirt_vmi_migration_data_*), when the caller has a sample. */
+export interface ProgressSample {
+  processedBytes: number;
+  totalBytes?: number;
+  remainingBytes?: number;
+  dataRateBytesPerSecond?: number;
+}
+
+export function progressOf(sample: ProgressSample | undefined): TaskStatus["progress"] {
+  if (!sample) return undefined;
+  const int = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? undefined : Math.max(0, Math.round(n)));
+  const out: NonNullable<TaskStatus["progress"]> = { processedBytes: int(sample.processedBytes) ?? 0 };
+  const total = int(sample.totalBytes);
+  const remaining = int(sample.remainingBytes);
+  const rate = int(sample.dataRateBytesPerSecond);
+  if (total !== undefined) out.totalBytes = total;
+  if (remaining !== undefined) out.remainingBytes = remaining;
+  if (rate !== undefined) out.dataRateBytesPerSecond = rate;
+  return out;
+}
+
+export function agentError(code: string, message: string, fix: string): AgentError {
+  return { code, message: clip(message), fix: clip(fix) };
+}
