@@ -2,18 +2,13 @@
 // bytes, rate) into lines, plus a board that follows WatchPlan streams. The formatting is kept in
 // these functions so ferryctl's watch rendering can replace them in one place.
 import type { ClientReadableStream } from "@grpc/grpc-js";
-import { MigrationKind, MigrationState, type Migration } from "../proto/gen/ferry/v1/migrations.js";
+import { plainLine, progressRow } from "../cli/watch.js";
+import { MigrationState, type Migration } from "../proto/gen/ferry/v1/migrations.js";
 import { PlanPhase, type Plan, type WatchPlanResponse } from "../proto/gen/ferry/v1/plans.js";
 import type { PlanServiceClient } from "../proto/gen/ferry/v1/plans.js";
 
 export const TERMINAL_MIGRATION: ReadonlySet<MigrationState> = new Set([MigrationState.SUCCEEDED, MigrationState.FAILED, MigrationState.CANCELLED]);
 export const TERMINAL_PLAN: ReadonlySet<PlanPhase> = new Set([PlanPhase.SUCCEEDED, PlanPhase.FAILED, PlanPhase.PARTIALLY_FAILED, PlanPhase.CANCELLED]);
-
-const KIND: Partial<Record<MigrationKind, string>> = {
-  [MigrationKind.DECENTRALIZED_LIVE]: "live",
-  [MigrationKind.STORAGE_LIVE]: "storage",
-  [MigrationKind.OFFLINE]: "offline",
-};
 
 /** "PREPARING_TARGET" → "PreparingTarget" (the design's spelling). */
 export function stateName(s: MigrationState): string {
@@ -51,18 +46,9 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
 }
 
-const ref = (r: { cluster: string; namespace: string; name: string } | undefined) => (r ? `${r.cluster}/${r.namespace}/${r.name}` : "?");
-
-/** One line per migration: VM, route, kind, state, VMIM phases, bytes, rate, why it waits or failed. */
+/** One line per migration, in ferryctl's plain watch format, prefixed with the source cluster. */
 export function migrationLine(m: Migration): string {
-  const route = `${ref(m.source)} → ${m.target?.cluster ? ref(m.target) : "(placing)"}`;
-  const p = m.progress;
-  const phases = p && (p.sourceVmimPhase || p.targetVmimPhase) ? ` vmim ${p.sourceVmimPhase || "-"}/${p.targetVmimPhase || "-"}` : "";
-  const bytes = p && p.dataTotalBytes > 0 ? ` ${formatBytes(p.dataProcessedBytes)}/${formatBytes(p.dataTotalBytes)} (${Math.floor((100 * p.dataProcessedBytes) / p.dataTotalBytes)}%)` : "";
-  const rate = p && p.dataRateBytesPerSecond > 0 && !TERMINAL_MIGRATION.has(m.state) ? ` ${formatBytes(p.dataRateBytesPerSecond)}/s` : "";
-  const attempt = m.attempt > 1 ? ` attempt ${m.attempt}` : "";
-  const why = m.state === MigrationState.FAILED && m.lastError ? ` — ${m.lastError.message}` : m.waitingReason ? ` — ${m.waitingReason}` : "";
-  return `${route.padEnd(58)} ${(KIND[m.kind] ?? "?").padEnd(8)} ${stateName(m.state).padEnd(16)}${attempt}${phases}${bytes}${rate}${why}`;
+  return `${m.source?.cluster ?? "?"}/${plainLine(progressRow(m))}`;
 }
 
 export function durationOf(m: Pick<Migration, "startTime" | "finishTime" | "createTime">): number | undefined {

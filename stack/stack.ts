@@ -210,7 +210,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     writeFileSync(files.ca, env.ca.certPem);
     writeFileSync(files.cert, adminCert);
     writeFileSync(files.key, adminKey, { mode: 0o600 });
-    const ferryctlConfig = writeFerryctlConfig(dir, { brokers: brokers.map((b) => b.grpcAddress), serverName: "localhost", ...files });
+    const ferryctlConfig = writeFerryctlConfig(dir, { brokers: brokers.map((b) => b.grpcAddress), serverName: "localhost", natsUrl: env.nats.urls[0]!, ...files });
 
     // 4. Agents, enrolled through the real token → CSR flow.
     const tokens = new Map<string, string>();
@@ -318,17 +318,21 @@ function resolveScenario(s: StackOptions["scenario"], clusters: string[]): Scena
 }
 
 /**
- * ferryctl's configuration file. The one place that knows its schema (cli/ owns it): the broker
- * addresses, the TLS name on the broker's certificate, the CA and the admin's certificate and key.
+ * ferryctl's configuration file (schema: cli/config.ts FerryctlConfig): the broker replicas, the
+ * TLS name on the broker's certificate (the addresses are IPs), the CA, the admin's certificate
+ * and key, and the NATS URL that `cluster add` prints for agents.
  */
-export function writeFerryctlConfig(dir: string, c: { brokers: string[]; serverName: string; ca: string; cert: string; key: string }): string {
+export function writeFerryctlConfig(dir: string, c: { brokers: string[]; serverName: string; ca: string; cert: string; key: string; natsUrl?: string }): string {
   const path = join(dir, "ferryctl.yaml");
   const doc = {
+    apiVersion: "ferry.dev/v1alpha1",
+    kind: "FerryctlConfig",
     brokers: c.brokers,
-    serverName: c.serverName,
+    tlsServerName: c.serverName,
     caFile: c.ca,
     certFile: c.cert,
     keyFile: c.key,
+    ...(c.natsUrl ? { natsUrl: c.natsUrl } : {}),
   };
   writeFileSync(path, toYaml(doc), { mode: 0o600 });
   return path;
