@@ -43,9 +43,8 @@ describe("startStack", () => {
     expect(cfg.brokers).toEqual(stack.brokerAddresses);
     for (const f of [cfg.caFile, cfg.certFile, cfg.keyFile]) expect(existsSync(f)).toBe(true);
     const { stdout } = await exec(process.execPath, [join(REPO, "cli/bin/ferryctl.js"), "--config", stack.ferryctlConfig, "cluster", "list", "-o", "json"], { cwd: REPO });
-    const listed = JSON.parse(stdout) as unknown;
-    const names = (Array.isArray(listed) ? listed : (listed as { clusters: { name: string }[] }).clusters).map((c: { name: string }) => c.name);
-    expect(names.sort()).toEqual(["east", "west"]);
+    const listed = JSON.parse(stdout) as { kind: string; items: { name: string }[] };
+    expect(listed.items.map((c) => c.name).sort()).toEqual(["east", "west"]);
   });
 
   it("enrolls every cluster with a single-use token (AVAILABLE once its agent reports)", async () => {
