@@ -357,6 +357,7 @@ export async function startAgentProcess(o: {
   const config = deepMerge(
     {
       cluster: o.cluster,
+      identity: `agent-${o.cluster}`,
       logLevel: "info",
       kube: { mode: "kubeconfig", kubeconfigFile: o.kubeconfigPath },
       broker: { address: o.brokerAddress, caFile: o.caFile, serverName: "localhost" },
