@@ -15,6 +15,7 @@ import { call } from "../broker/testing.js";
 import { readStatusDetails } from "../proto/grpc-status.js";
 import { MigrationState, type Migration } from "../proto/gen/ferry/v1/migrations.js";
 import { kubeConfig } from "../sim/testing.js";
+import { plainKey, progressRow } from "../cli/watch.js";
 import { durationOf, formatDuration, migrationLine, planPhaseName, ProgressBoard, stateName } from "./progress.js";
 import { REPO, startStack, type Stack } from "./stack.js";
 
@@ -132,10 +133,10 @@ async function main(): Promise<number> {
         drawn = lines.length;
       }
     };
-    // Non-TTY (CI): one line per state change instead of redrawing.
+    // Non-TTY (CI): a line per change worth one (state, note, every 10 % of the bytes: ferryctl's rule).
     board = new ProgressBoard(({ migration }) => {
       if (tty || !migration) return;
-      const key = `${stateName(migration.state)}#${migration.attempt}`;
+      const key = plainKey(progressRow(migration));
       if (seen.get(migration.name) === key) return;
       seen.set(migration.name, key);
       out(`  ${migrationLine(migration)}`);
