@@ -32,7 +32,8 @@ export const busBench: Bench = {
       // Raw: the agent may subscribe only under ferry.v1.agent.east.>, so the raw responder lives there too.
       const rawSubject = "ferry.v1.agent.east.rpc.raw-bench";
       const replyBytes = JSON.stringify(reply);
-      agent.nc.subscribe(rawSubject, { callback: (_err, m) => {
+      agent.nc.subscribe(rawSubject, {
+        callback: (_err, m) => {
           m.respond(replyBytes);
         },
       });
