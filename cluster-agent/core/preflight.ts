@@ -183,7 +183,10 @@ export function preflightIssues(req: PreflightRequest, observed: PreflightObserv
       add("error", "SourceFactsMissing", "sourceFacts", "a target-side preflight needs the source VM's facts", "send sourceFacts (from describe-vm on the source cluster)");
       return;
     }
-    const existing = observed.vm;
+    // A storage or offline move keeps the VM where it is: the VM, its claims and the objects it
+    // refers to are its own, not collisions (its new claims get names of their own, movedClaimName).
+    const inPlace = req.source.cluster === req.target.cluster && req.source.namespace === req.target.namespace && req.source.name === req.target.name;
+    const existing = inPlace ? undefined : observed.vm;
     if (existing) {
       const owner = isFerryManaged(existing) ? `, created by ferry for migration ${existing.metadata.labels?.[MIGRATION_LABEL]}` : " that ferry did not create";
       add("error", "TargetNameCollision", "target.name", `cluster ${req.cluster} already has a VM ${tgt}${owner}`, isFerryManaged(existing) ? "wait for that migration to finish or abort it, or choose another target name" : "delete or rename that VM, or choose another target namespace or name");
@@ -204,7 +207,7 @@ export function preflightIssues(req: PreflightRequest, observed: PreflightObserv
       }
       const pvc = observed.pvcs.find((p) => p.metadata.name === v.claimName);
       const dv = observed.dataVolumes.find((d) => d.metadata.name === v.claimName);
-      const holder = dv ?? pvc;
+      const holder = inPlace ? undefined : (dv ?? pvc);
       if (holder && !isFerryManaged(holder)) {
         add("error", "VolumeNameCollision", field, `${dv ? "DataVolume" : "PVC"} ${req.target.namespace}/${v.claimName} already exists on cluster ${req.cluster}; the receiver needs a claim of that name for volume ${v.name}`, `delete or rename it, or choose another target namespace`);
       } else if (holder) {
@@ -217,7 +220,7 @@ export function preflightIssues(req: PreflightRequest, observed: PreflightObserv
     facts.dependencies.forEach((d, i) => {
       const list = d.kind === "Secret" ? observed.secrets : observed.configMaps;
       const found = list.find((o) => o.metadata.name === d.name);
-      if (found && !isFerryManaged(found)) {
+      if (found && !inPlace && !isFerryManaged(found)) {
         add("error", "DependencyCollision", `sourceFacts.dependencies[${i}]`, `${d.kind} ${req.target.namespace}/${d.name} already exists on cluster ${req.cluster} and ferry did not create it; the VM refers to it by name`, `delete or rename it on ${req.cluster} (ferry copies the source's), or choose another target namespace`);
       }
     });

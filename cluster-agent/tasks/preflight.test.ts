@@ -102,6 +102,9 @@ describe("preflight and describe-vm on simulated clusters", () => {
     expect(await codes("a", { ...storage, storageMap: [{ source: "standard", target: "fast" }] })).toEqual([]);
     expect(await codes("a", { ...storage, storageMap: [{ source: "standard", target: "gold" }] })).toContain("error:StorageClassMissing");
     expect(await codes("a", { ...storage, storageMap: [] })).toContain("error:NoStorageChange");
+    // The target side of an in-place move: the VM, its claims and its MACs are its own, not collisions.
+    const facts = (await executor(w, "a").describeVm(describeRequest("a", "vms", "web-1"))).sourceFacts;
+    expect(await codes("a", { ...storage, side: "target", sourceFacts: facts, storageMap: [{ source: "standard", target: "fast" }] })).toEqual([]);
     const k = kube(w, "a");
     for (const n of ["a-node-2", "a-node-3"]) await k.mergePatch({ apiVersion: "v1", kind: "Node", metadata: { name: n }, spec: { unschedulable: true } });
     await k.mergePatch({ apiVersion: "kubevirt.io/v1", kind: "KubeVirt", metadata: { name: "kubevirt", namespace: "kubevirt" }, spec: { workloadUpdateStrategy: { workloadUpdateMethods: [] } } });
