@@ -128,19 +128,23 @@ describe("failure, retry, cancel", () => {
     expect(r.stderr).toBe("error: plan/migrate-db-pg-2 finished without every VM succeeding\n");
     const retry = await ferryctl(["migration", "retry", "migrate-db-pg-2/db/pg-2"], { config });
     expect(retry.stderr).toBe("");
-    expect(retry.stdout).toMatch(/^migration\/migrate-db-pg-2\/db\/pg-2 retrying/);
+    expect(retry.stdout).toMatch(/^migration\/migrate-db-pg-2\/db\/pg-2 retried \(state \w+; a new attempt follows attempt 1\)\n$/);
     const watch = await ferryctl(["plan", "watch", "migrate-db-pg-2"], { config });
     expect(watch.code).toBe(0);
   });
 
-  it("plan delete is refused while it runs; cancel, then delete", async () => {
+  it("plan delete is refused while it runs; plan cancel, migration cancel (idempotent), then delete", async () => {
     world.script("db/pg-3", { hold: true });
     expect((await ferryctl(["plan", "apply", "-f", planFile("held", ["pg-3"])], { config })).code).toBe(0);
     const refused = await ferryctl(["plan", "delete", "held"], { config });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/; cancel it first \(ferryctl plan cancel held\)/);
     const cancel = await ferryctl(["plan", "cancel", "held"], { config });
-    expect(cancel.stdout).toMatch(/^plan\/held (cancelling|cancelled)\n$/);
+    expect(cancel.stdout).toMatch(/^plan\/held cancelled \(phase (Cancelling|Cancelled)\)\n$/);
+    // Idempotent on a cancelling or cancelled migration.
+    const one = await ferryctl(["migration", "cancel", "held/db/pg-3"], { config });
+    expect(one.stderr).toBe("");
+    expect(one.stdout).toMatch(/^migration\/held\/db\/pg-3 cancelled \(state (Cancelling|Cancelled)\)\n$/);
     const watch = await ferryctl(["plan", "watch", "held"], { config });
     expect(watch.code).toBe(1);
     expect(watch.stdout).toMatch(/held Cancelled: 0\/1 succeeded/);
