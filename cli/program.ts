@@ -410,7 +410,7 @@ Examples:
     .addHelpText("after", "\nExample:\n  ferryctl plan cancel move-db")
     .action(async (name: string) => {
       const res = await broker().call("plans", "cancelPlan", { name });
-      write(`plan/${name} ${planPhaseWord(res.plan!.phase).toLowerCase()}\n`);
+      write(`plan/${name} cancelled (phase ${planPhaseWord(res.plan!.phase)})\n`);
     });
 
   plan
@@ -480,7 +480,7 @@ Examples:
     .addHelpText("after", "\nExample:\n  ferryctl migration cancel move-db/db/pg-0")
     .action(async (ref: string) => {
       const m = (await broker().call("migrations", "cancelMigration", { migration: migrationRef(ref) })).migration!;
-      write(`migration/${m.name} ${migrationStateWord(m.state).toLowerCase()}\n`);
+      write(`migration/${m.name} cancelled (state ${migrationStateWord(m.state)})\n`);
     });
 
   migration
@@ -490,7 +490,7 @@ Examples:
     .addHelpText("after", "\nExample:\n  ferryctl migration retry move-db/db/pg-0")
     .action(async (ref: string) => {
       const m = (await broker().call("migrations", "retryMigration", { migration: migrationRef(ref) })).migration!;
-      write(`migration/${m.name} retrying (attempt ${m.attempt + (m.state === MigrationState.PENDING || m.state === MigrationState.QUEUED ? 1 : 0)}, ${migrationStateWord(m.state)})\n`);
+      write(`migration/${m.name} retried (state ${migrationStateWord(m.state)}; a new attempt follows attempt ${m.attempt})\n`);
     });
 
   // ---- evacuate / migrate ----
