@@ -93,8 +93,12 @@ export class ProgressBoard {
     open();
   }
 
-  lines(): string[] {
-    return [...this.migrations.values()].sort((a, b) => a.name.localeCompare(b.name)).map(migrationLine);
+  /** Lines of the migrations of `plans` (default: every followed plan), by name. */
+  lines(plans?: readonly string[]): string[] {
+    return [...this.migrations.values()]
+      .filter((m) => !plans || plans.includes(m.plan))
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map(migrationLine);
   }
 
   /** Every followed plan reached a terminal phase. */
