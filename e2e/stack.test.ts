@@ -20,7 +20,7 @@ describe("startStack", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "ferry-stack-"));
-    stack = await startStack({ clusters: ["east", "west"], dir, scenario: "demo", brokers: 2, timeScale: 10 });
+    stack = await startStack({ clusters: ["east", "west"], dir, scenario: "demo", brokers: 2, timeScale: 10, brokerConfig: { agents: { heartbeatGraceSeconds: 2 } } });
   });
 
   afterAll(async () => {
@@ -74,6 +74,23 @@ describe("startStack", () => {
     expect(clusters.map((c) => c.name).sort()).toEqual(["east", "west"]);
     await stack.restartBroker(stack.brokers.indexOf(killed));
     expect(killed.running).toBe(true);
+  });
+
+  it("a killed agent makes its cluster UNREACHABLE; restarted, it comes back with the credentials it stored (no new token)", async () => {
+    const state = async (name: string) => {
+      const admin = await stack.leaderClients();
+      return (await call(admin.clusters, "getCluster", { name })).cluster?.state;
+    };
+    const east = stack.agents.get("east")!;
+    await east.kill();
+    expect(east.running).toBe(false);
+    await expect.poll(() => state("east"), { timeout: 20_000, interval: 200 }).toBe(ClusterState.UNREACHABLE);
+    expect(await state("west")).toBe(ClusterState.AVAILABLE);
+    // The restarted process still has the (used) token in its environment: had it enrolled again,
+    // the broker would have refused it (TOKEN_ALREADY_USED); AVAILABLE means it used its Secret.
+    await east.restart();
+    await expect.poll(() => state("east"), { timeout: 30_000, interval: 200 }).toBe(ClusterState.AVAILABLE);
+    expect(east.running).toBe(true);
   });
 
   it("stop() ends every process it started", async () => {
