@@ -14,8 +14,8 @@ export const simBench: Bench = {
   name: "sim",
   what: "sim API server list and watch throughput: client-node vs raw fetch",
   async run(opts, out) {
-    const objects = opts.quick ? 300 : 2000;
-    const rounds = opts.quick ? 3 : 7;
+    const objects = opts.quick ? 1000 : 3000;
+    const rounds = opts.quick ? 5 : 9;
     const world = await startWorld({ clusters: ["bench"], http: true, scenario: "empty", simulateKubeVirt: false });
     try {
       const c = world.cluster("bench");
@@ -70,13 +70,9 @@ export const simBench: Bench = {
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
-          buf += dec.decode(value, { stream: true });
-          let nl: number;
-          while ((nl = buf.indexOf("\n")) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            if (line && (JSON.parse(line) as { type: string }).type === "ADDED") n++;
-          }
+          const lines = (buf + dec.decode(value, { stream: true })).split("\n");
+          buf = lines.pop()!;
+          for (const line of lines) if (line && (JSON.parse(line) as { type: string }).type === "ADDED") n++;
           if (n >= objects) break;
         }
         await reader.cancel();

@@ -13,7 +13,6 @@ import { REPO, startStack, type Stack } from "../stack/stack.js";
 
 // The sim runs in this process: kubectl must run asynchronously (a sync exec would block the API servers).
 const exec = promisify(execFile);
-const AGENTS_PRESENT = existsSync(join(REPO, "cluster-agent/main.ts"));
 
 describe("startStack", () => {
   let stack: Stack;
@@ -21,7 +20,7 @@ describe("startStack", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "ferry-stack-"));
-    stack = await startStack({ clusters: ["east", "west"], dir, scenario: "demo", brokers: 2, timeScale: 10 });
+    stack = await startStack({ clusters: ["east", "west"], dir, scenario: "demo", brokers: 2, timeScale: 10, brokerConfig: { agents: { heartbeatGraceSeconds: 2 } } });
   });
 
   afterAll(async () => {
@@ -47,22 +46,20 @@ describe("startStack", () => {
     expect(listed.items.map((c) => c.name).sort()).toEqual(["east", "west"]);
   });
 
-  it("enrolls every cluster with a single-use token (AVAILABLE once its agent reports)", async () => {
+  it("enrolls every cluster through its agent with a single-use token; each is AVAILABLE and reports inventory", async () => {
     const { clusters } = await call(stack.admin.clusters, "listClusters", { pageSize: 0, pageToken: "" });
     expect(clusters.map((c) => c.name).sort()).toEqual(["east", "west"]);
     expect([...stack.tokens.keys()].sort()).toEqual(["east", "west"]);
-    if (AGENTS_PRESENT) {
-      const available = await stack.waitClustersAvailable();
-      for (const c of available) {
-        expect(c.state).toBe(ClusterState.AVAILABLE);
-        expect(c.inventory?.nodeCount).toBe(3);
-      }
-      expect([...stack.agents.values()].every((a) => a.running)).toBe(true);
-    } else {
-      // Until cluster-agent/main.ts exists the tokens wait unused.
-      for (const c of clusters) expect(c.state).toBe(ClusterState.PENDING_ENROLLMENT);
-      expect(stack.agents.size).toBe(0);
+    for (const c of clusters) {
+      expect(c.state).toBe(ClusterState.AVAILABLE);
+      expect(c.inventory?.nodeCount).toBe(3);
+      expect(c.certificateExpireTime).toBeDefined();
     }
+    expect([...stack.agents.keys()].sort()).toEqual(["east", "west"]);
+    expect([...stack.agents.values()].every((a) => a.running)).toBe(true);
+    // The agent keeps its issued credentials in its own cluster, so a restart needs no token.
+    const { stdout } = await exec("kubectl", ["--kubeconfig", stack.kubeconfig("east"), "get", "secret", "-n", "ferry-system", "-o", "name"]);
+    expect(stdout).toMatch(/secret\/ferry-agent-credentials/);
   });
 
   it("a standby broker takes over when the leader is killed, and the killed one comes back", async () => {
@@ -77,6 +74,23 @@ describe("startStack", () => {
     expect(clusters.map((c) => c.name).sort()).toEqual(["east", "west"]);
     await stack.restartBroker(stack.brokers.indexOf(killed));
     expect(killed.running).toBe(true);
+  });
+
+  it("a killed agent makes its cluster UNREACHABLE; restarted, it comes back with the credentials it stored (no new token)", async () => {
+    const state = async (name: string) => {
+      const admin = await stack.leaderClients();
+      return (await call(admin.clusters, "getCluster", { name })).cluster?.state;
+    };
+    const east = stack.agents.get("east")!;
+    await east.kill();
+    expect(east.running).toBe(false);
+    await expect.poll(() => state("east"), { timeout: 20_000, interval: 200 }).toBe(ClusterState.UNREACHABLE);
+    expect(await state("west")).toBe(ClusterState.AVAILABLE);
+    // The restarted process still has the (used) token in its environment: had it enrolled again,
+    // the broker would have refused it (TOKEN_ALREADY_USED); AVAILABLE means it used its Secret.
+    await east.restart();
+    await expect.poll(() => state("east"), { timeout: 30_000, interval: 200 }).toBe(ClusterState.AVAILABLE);
+    expect(east.running).toBe(true);
   });
 
   it("stop() ends every process it started", async () => {

@@ -123,10 +123,11 @@ async function main(): Promise<number> {
 
     const tty = process.stdout.isTTY;
     let drawn = 0;
+    let stagePlans: string[] = [];
     const seen = new Map<string, string>();
     const draw = () => {
       if (!board) return;
-      const lines = board.lines();
+      const lines = board.lines(stagePlans);
       if (tty) {
         if (drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
         for (const l of lines) out(l);
@@ -146,6 +147,7 @@ async function main(): Promise<number> {
     const plans = demoPlans();
     const runStage = async (title: string, docs: Record<string, string>): Promise<void> => {
       out(`\n== ${title}`);
+      stagePlans = Object.keys(docs);
       const admin = await stack.leaderClients();
       for (const [name, text] of Object.entries(docs)) {
         try {

@@ -7,7 +7,6 @@ import { MigrationState, type Migration } from "../proto/gen/ferry/v1/migrations
 import { PlanPhase, type Plan, type WatchPlanResponse } from "../proto/gen/ferry/v1/plans.js";
 import type { PlanServiceClient } from "../proto/gen/ferry/v1/plans.js";
 
-export const TERMINAL_MIGRATION: ReadonlySet<MigrationState> = new Set([MigrationState.SUCCEEDED, MigrationState.FAILED, MigrationState.CANCELLED]);
 export const TERMINAL_PLAN: ReadonlySet<PlanPhase> = new Set([PlanPhase.SUCCEEDED, PlanPhase.FAILED, PlanPhase.PARTIALLY_FAILED, PlanPhase.CANCELLED]);
 
 /** "PREPARING_TARGET" → "PreparingTarget" (the design's spelling). */
@@ -26,17 +25,6 @@ export function planPhaseName(p: PlanPhase): string {
     .split("_")
     .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
     .join("");
-}
-
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
 }
 
 export function formatDuration(ms: number): string {
@@ -93,8 +81,12 @@ export class ProgressBoard {
     open();
   }
 
-  lines(): string[] {
-    return [...this.migrations.values()].sort((a, b) => a.name.localeCompare(b.name)).map(migrationLine);
+  /** Lines of the migrations of `plans` (default: every followed plan), by name. */
+  lines(plans?: readonly string[]): string[] {
+    return [...this.migrations.values()]
+      .filter((m) => !plans || plans.includes(m.plan))
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map(migrationLine);
   }
 
   /** Every followed plan reached a terminal phase. */

@@ -12,7 +12,7 @@
 // await, and shutdown is ordered. Everything whose death a test wants to cause (brokers, agents,
 // NATS) is a separate process; the sim stands in for Kubernetes, which ferry never kills.
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CoreV1Api } from "@kubernetes/client-node";
@@ -223,22 +223,18 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       tokens.set(cluster, token);
     }
     if (opts.agents !== false) {
-      if (!existsSync(join(REPO, "cluster-agent/main.ts"))) {
-        log.warn("cluster-agent/main.ts is not in this tree yet: clusters stay PendingEnrollment (tokens in stack.tokens)");
-      } else {
-        const enrollAt = (await leader()).grpcAddress;
-        for (const cluster of opts.clusters) {
-          const agent = await startAgentProcess({
-            cluster,
-            dir,
-            kubeconfigPath: join(dir, `kubeconfig-${cluster}`),
-            brokerAddress: enrollAt,
-            caFile: files.ca,
-            token: tokens.get(cluster)!,
-            overrides: opts.agentConfig ?? {},
-          });
-          agents.set(cluster, agent);
-        }
+      const enrollAt = (await leader()).grpcAddress;
+      for (const cluster of opts.clusters) {
+        const agent = await startAgentProcess({
+          cluster,
+          dir,
+          kubeconfigPath: join(dir, `kubeconfig-${cluster}`),
+          brokerAddress: enrollAt,
+          caFile: files.ca,
+          token: tokens.get(cluster)!,
+          overrides: opts.agentConfig ?? {},
+        });
+        agents.set(cluster, agent);
       }
     }
 
