@@ -11,7 +11,7 @@ import { MigrationState, type Migration } from "../../proto/gen/ferry/v1/migrati
 import { PlanPhase, type Plan } from "../../proto/gen/ferry/v1/plans.js";
 import { baseScenario } from "../../stack/scenarios.js";
 import { startStack, type Stack } from "../../stack/stack.js";
-import { checkInvariants, monitorInvariants } from "../invariants.js";
+import { checkInvariants, monitorInvariants, snapshotWorld } from "../invariants.js";
 
 let stack: Stack;
 let dir: string;
@@ -102,7 +102,7 @@ beforeAll(async () => {
     scenario: {
       ...base,
       clusters: {
-        east: { vms: [...Array.from({ length: 22 }, (_, i) => vm(`bulk-${i + 1}`)), vm("web-1", "2Gi", "10Gi"), vm("web-2", "2Gi", "10Gi"), vm("web-3", "1Gi", "4Gi"), vm("web-4", "1Gi", "4Gi")] },
+        east: { vms: [...Array.from({ length: 22 }, (_, i) => vm(`bulk-${i + 1}`)), vm("web-1", "2Gi", "10Gi"), vm("web-2", "2Gi", "10Gi"), vm("web-3", "1Gi", "4Gi"), vm("web-4", "1Gi", "4Gi"), vm("web-5", "1Gi", "4Gi")] },
         west: { vms: [] },
         north: { vms: [vm("north-app-1", "1Gi", "4Gi"), vm("north-app-2", "1Gi", "4Gi")] },
       },
@@ -115,9 +115,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const seen = monitor ? await monitor.stop() : [];
+  const samples = monitor?.samples() ?? 0;
   await stack?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
   expect(seen).toEqual([]);
+  expect(samples).toBeGreaterThan(0);
 });
 
 describe("broker end to end", () => {
@@ -126,6 +128,11 @@ describe("broker end to end", () => {
     const plan = await finished("cross");
     expect(plan.phase).toBe(PlanPhase.SUCCEEDED);
     expect(plan.migrations.map((m) => [m.name, m.attempt])).toEqual([["cross/vms/web-1", 1]]);
+    const snap = await snapshotWorld(stack.world);
+    const vmOf = (c: string) => snap.get(c)!.vms.find((v) => v.metadata?.namespace === "vms" && v.metadata.name === "web-1");
+    expect(vmOf("east")?.spec?.["runStrategy"]).toBe("Halted");
+    expect(snap.get("west")!.vmis.find((v) => v.metadata?.name === "web-1")?.status?.["phase"]).toBe("Running");
+    expect(vmOf("west")?.spec?.["runStrategy"]).not.toBe("WaitAsReceiver");
     await expectInvariants();
   });
 
@@ -162,6 +169,24 @@ describe("broker end to end", () => {
     expect(plan.phase).toBe(PlanPhase.CANCELLED);
     expect(plan.migrations[0]!.state).toBe(MigrationState.CANCELLED);
     await waitFor("cleanup on both clusters", async () => ((await checkInvariants(stack.world, await refreshKnown())).length === 0 ? true : undefined), 60_000);
+    await expectInvariants();
+  });
+
+  it("a failure injected in the target cluster fails the attempt; the retry (new migrationID) succeeds", async () => {
+    const kv = stack.world.controlClient();
+    await kv.kubevirt("east").setDirtyRate("vms", "web-5", "no-converge");
+    await createPlan("retry", { source: { cluster: "east" }, target: { cluster: "west" }, vms: [{ namespace: "vms", name: "web-5" }], retry: { maxAttempts: 3, backoff: { initialSeconds: 1 } } });
+    await migrationIn("retry/vms/web-5", [MigrationState.MIGRATING]);
+    // The receiver VMI dies mid-copy (node failure on west); the next attempt may converge.
+    await kv.kubevirt("west").killVMI("vms", "web-5");
+    await kv.kubevirt("east").setDirtyRate("vms", "web-5", 0);
+    const plan = await finished("retry");
+    expect(plan.phase).toBe(PlanPhase.SUCCEEDED);
+    const m = plan.migrations[0]!;
+    expect(m.attempt).toBeGreaterThanOrEqual(2);
+    expect(m.migrationId).toBe(`${m.uid}-${m.attempt}`);
+    expect(m.attempts[0]!.outcome).toBe(MigrationState.FAILED);
+    expect(m.attempts[0]!.error?.message).not.toBe("");
     await expectInvariants();
   });
 
