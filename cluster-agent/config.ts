@@ -49,6 +49,7 @@ const TIMING_DEFAULTS = {
   reconcileBackoffSeconds: 1,
   reconcileMaxBackoffSeconds: 300,
   reconcileConcurrency: 4,
+  vmimReleaseSeconds: 60,
 };
 
 export const AgentConfig = z
@@ -125,6 +126,8 @@ export const AgentConfig = z
         reconcileBackoffSeconds: Seconds("timings.reconcileBackoffSeconds", 0.001, 60).default(TIMING_DEFAULTS.reconcileBackoffSeconds),
         reconcileMaxBackoffSeconds: Seconds("timings.reconcileMaxBackoffSeconds", 0.01, 3600).default(TIMING_DEFAULTS.reconcileMaxBackoffSeconds),
         reconcileConcurrency: z.int().min(1).max(64).default(TIMING_DEFAULTS.reconcileConcurrency),
+        /** A VMIM ferry deleted that KubeVirt still holds after this long (and whose copy never started) has its finalizers lifted. */
+        vmimReleaseSeconds: Seconds("timings.vmimReleaseSeconds", 1, 86_400).default(TIMING_DEFAULTS.vmimReleaseSeconds),
       })
       .strict()
       .default(TIMING_DEFAULTS),

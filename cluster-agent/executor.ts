@@ -12,6 +12,10 @@ export interface ExecutorOptions {
   log: Logger;
   /** Injected for tests; defaults to the wall clock. */
   now?: () => Date;
+  /** config timings.vmimReleaseSeconds (default 60). */
+  vmimReleaseSeconds?: number;
+  /** Reconcile `task` again after `afterMs` (a deadline passes with no watch event to announce it); the runtime's queue. */
+  requeue?: (task: Task, afterMs: number) => void;
 }
 
 export interface TaskExecutor {

@@ -4,24 +4,8 @@
 // usage error (unknown flag, missing required setting).
 import { pino } from "pino";
 import { ConfigError, loadConfig, USAGE } from "./config.js";
-import type { ExecutorOptions, TaskExecutor } from "./executor.js";
 import { startAgent, type AgentHandle } from "./runtime/agent.js";
-
-/**
- * The Kubernetes work (cluster-agent/tasks). Loaded by a computed specifier until that module is
- * merged into this branch; then this becomes a static import of createExecutor.
- */
-async function loadExecutorFactory(): Promise<(opts: ExecutorOptions) => TaskExecutor> {
-  const specifier = ["./tasks", "index.js"].join("/");
-  let mod: { createExecutor?: (opts: ExecutorOptions) => TaskExecutor };
-  try {
-    mod = (await import(specifier)) as typeof mod;
-  } catch (e) {
-    throw new Error(`the Kubernetes work (cluster-agent/tasks) is missing from this build: ${(e as Error).message}`, { cause: e });
-  }
-  if (typeof mod.createExecutor !== "function") throw new Error("cluster-agent/tasks/index.ts does not export createExecutor");
-  return mod.createExecutor;
-}
+import { createExecutor } from "./tasks/index.js";
 
 async function main(): Promise<number> {
   let loaded;
@@ -61,7 +45,7 @@ async function main(): Promise<number> {
   });
 
   try {
-    agent = await startAgent(config, { executor: await loadExecutorFactory(), logger: log });
+    agent = await startAgent(config, { executor: createExecutor, logger: log });
   } catch (e) {
     const err = e as Error & { reason?: string };
     log.fatal({ err: err.message, ...(err.reason ? { reason: err.reason } : {}) }, "agent failed to start");

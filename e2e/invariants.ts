@@ -33,7 +33,7 @@ export interface Violation {
 interface Obj {
   apiVersion?: string;
   kind?: string;
-  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; deletionTimestamp?: string; finalizers?: string[] };
   spec?: Record<string, unknown>;
   status?: Record<string, unknown>;
 }

@@ -359,7 +359,8 @@ export async function startAgentProcess(o: {
       broker: { address: o.brokerAddress, caFile: o.caFile, serverName: "localhost" },
       credentials: { namespace: AGENT_NAMESPACE },
       http: { listen: `127.0.0.1:${httpPort}` },
-      timings: { heartbeatSeconds: 1, statusSeconds: 5, inventorySeconds: 30 },
+      // A short grace before lifting KubeVirt's finalizers from a stuck VMIM: the stack runs at a time scale.
+      timings: { heartbeatSeconds: 1, statusSeconds: 5, inventorySeconds: 30, vmimReleaseSeconds: 10 },
     },
     o.overrides ?? {},
   );

@@ -259,6 +259,9 @@ describe("failures, rollback and retry", () => {
 
     const aborting = run(failed.migration, { tasks: [{ cluster: "west", status: status(m, "target", "Aborting") }] });
     expect(aborting.migration.state).toBe("RollingBack");
+    // What the agent still waits for shows in the reason.
+    const held = run(failed.migration, { tasks: [{ cluster: "west", status: status(m, "target", "Aborting", { error: { code: "VmimDeletionHeld", message: "VMIM ferry-receive-m1-1 (phase Failed) is deleted but held", fix: "wait" } }) }] });
+    expect(held.migration.waitingReason).toBe("rolling back attempt 1: waiting for west (step Aborting: VMIM ferry-receive-m1-1 (phase Failed) is deleted but held) to confirm the abort");
     const done = run(failed.migration, { tasks: [{ cluster: "west", status: status(m, "target", "Aborted") }] }, at(2));
     expect(done.migration).toMatchObject({ state: "Queued", backoffUntil: at(32).toISOString() });
     expect(done.tasks).toEqual([]);

@@ -749,7 +749,7 @@ class Run {
 
   private stepOf(side: Side): string {
     const s = this.status(side);
-    return s ? `step ${s.step}${s.vmim?.phase ? `, VMIM ${s.vmim.phase}` : ""}` : "no report yet";
+    return s ? `step ${s.step}${s.vmim?.phase ? `, VMIM ${s.vmim.phase}` : ""}${s.error && s.step !== "Failed" ? `: ${s.error.message}` : ""}` : "no report yet";
   }
 
   private stateText(): string {

@@ -154,6 +154,9 @@ export interface MigrationState {
   abortStatus?: string;
   migrationUid?: string;
   targetNodeDomainReadyTimestamp?: string;
+  /** Decentralized migrations: each side's VMIM uid (note KubeVirt's casing, migrationUID). */
+  sourceState?: { migrationUID?: string; [key: string]: unknown };
+  targetState?: { migrationUID?: string; [key: string]: unknown };
   [key: string]: unknown;
 }
 

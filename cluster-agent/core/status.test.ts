@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { VmimStatus } from "../../proto/bus/index.js";
 import { vmFixture, vmiFixture, vmimFixture } from "./fixtures.js";
-import { blockedCondition, progressFromMetrics, progressOf, receiverCompleted, stepForVmim, vmFacts, vmimFailure, vmimStatus, vmimSucceeded } from "./status.js";
+import { blockedCondition, heldVmim, progressFromMetrics, progressOf, receiverCompleted, stepForVmim, vmFacts, vmimFailure, vmimStatus, vmimSucceeded } from "./status.js";
 
 const vmim = (phase: string, extra: Record<string, unknown> = {}) => vmimFixture("ferry-send-m1-1", "vms", { vmiName: "web-1", sendTo: { migrationID: "m1-1", connectURL: "1.2.3.4:9185" } }, { phase, ...extra });
 
@@ -77,4 +77,34 @@ describe("status derivation", () => {
     expect(progressOf({ processedBytes: 10.4, totalBytes: 100, remainingBytes: -1 })).toEqual({ processedBytes: 10, totalBytes: 100, remainingBytes: 0 });
     expect(progressOf(undefined)).toBeUndefined();
   });
+  it("lifts KubeVirt's finalizers from a deleted VMIM only when no KubeVirt controller will", () => {
+    const t0 = new Date("2026-01-01T00:00:00Z");
+    const after = (s: number) => new Date(t0.getTime() + s * 1000);
+    const deleted = (phase: string) => {
+      const m = vmim(phase);
+      m.metadata = { ...m.metadata, uid: "u1", deletionTimestamp: t0.toISOString(), finalizers: ["kubevirt.io/migrationJobFinalize"] };
+      return m;
+    };
+    const vmi = (migrationState: Record<string, unknown>) => {
+      const v = vmiFixture(vmFixture({ name: "web-1", namespace: "vms" }));
+      return { ...v, status: { ...v.status, migrationState } };
+    };
+    const grace = 60_000;
+    // Not deleted, or nothing holds it: nothing to do.
+    expect(heldVmim(vmim("Failed"), undefined, after(999), grace)).toBeUndefined();
+    // Final, and the VMI is gone or re-created (no longer refers to it): at once.
+    expect(heldVmim(deleted("Failed"), undefined, after(1), grace)?.release).toEqual(["kubevirt.io/migrationJobFinalize"]);
+    expect(heldVmim(deleted("Failed"), vmi({ targetState: { migrationUID: "other" } }), after(1), grace)?.release).toEqual(["kubevirt.io/migrationJobFinalize"]);
+    // Final and still referred to: KubeVirt's controllers finish it; lifted only after the grace.
+    const referred = vmi({ migrationUid: "u1", sourceState: { migrationUID: "u1" } });
+    expect(heldVmim(deleted("Failed"), referred, after(10), grace)).toEqual({ why: expect.stringContaining("unless KubeVirt finishes first") as string, releaseAt: after(60) });
+    expect(heldVmim(deleted("Failed"), referred, after(60), grace)?.release).toHaveLength(1);
+    // Not final, the copy never started (its peer is gone): after the grace.
+    expect(heldVmim(deleted("Scheduling"), referred, after(59), grace)?.release).toBeUndefined();
+    expect(heldVmim(deleted("Scheduling"), referred, after(61), grace)).toMatchObject({ release: ["kubevirt.io/migrationJobFinalize"], why: expect.stringContaining("the copy never started") });
+    // Not final and copying: KubeVirt aborts it; ferry never forces it.
+    const copying = vmi({ migrationUid: "u1", startTimestamp: t0.toISOString(), sourceState: { migrationUID: "u1" } });
+    expect(heldVmim(deleted("Running"), copying, after(3600), grace)).toEqual({ why: expect.stringContaining("KubeVirt is aborting the copy") as string });
+  });
 });
+

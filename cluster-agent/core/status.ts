@@ -88,6 +88,45 @@ export function vmimFailed(vmim: Vmim | undefined): boolean {
   return vmim?.status?.phase === "Failed" || vmim?.status?.migrationState?.failed === true;
 }
 
+/** A VMIM ferry deleted that KubeVirt still holds, and whether ferry may lift KubeVirt's finalizers. */
+export interface HeldVmim {
+  /** Lift these now (KubeVirt will not). Absent: wait. */
+  release?: string[];
+  /** Why it is held, and why it may or may not be released; for the task status and the log. */
+  why: string;
+  /** When it will be released unless KubeVirt finishes first (look again then). */
+  releaseAt?: Date;
+}
+
+/**
+ * KubeVirt can leave a deleted VMIM behind for good: the synchronization controller finds a VMIM
+ * only through its VMI's migrationState, so once the VMI is gone or re-created (a receiver VMI
+ * whose pod died is re-created by WaitAsReceiver) it never removes its finalizer; and a
+ * decentralized source cancelled after hand-off waits for a peer that no longer exists. A held VMIM
+ * blocks the next attempt ("another migration job is running"). ferry lifts the finalizers of a
+ * VMIM it deleted when no KubeVirt controller can: a final VMIM its VMI no longer refers to, at
+ * once; a final one still held after `graceMs`; a non-final one held after `graceMs` whose copy
+ * never started. A copy that started is KubeVirt's to abort, never forced.
+ */
+export function heldVmim(vmim: Vmim, vmi: VirtualMachineInstance | undefined, now: Date, graceMs: number): HeldVmim | undefined {
+  const since = vmim.metadata.deletionTimestamp;
+  const finalizers = vmim.metadata.finalizers ?? [];
+  if (!since || finalizers.length === 0) return undefined;
+  const uid = vmim.metadata.uid;
+  const ms = vmi?.status?.migrationState;
+  const referenced = uid !== undefined && [ms?.migrationUid, ms?.sourceState?.migrationUID, ms?.targetState?.migrationUID].includes(uid);
+  const phase = vmim.status?.phase ?? "";
+  const final = phase === "Succeeded" || phase === "Failed";
+  const heldFor = now.getTime() - Date.parse(since);
+  const what = `VMIM ${vmim.metadata.name ?? "?"} (phase ${phase || "unset"}) is deleted but held by ${finalizers.join(", ")}`;
+  if (final && !referenced) return { release: finalizers, why: `${what}; its VMI ${vmi ? "was re-created" : "is gone"}, so KubeVirt will never finish it` };
+  const startedCopy = referenced && ms?.migrationUid === uid && ms?.startTimestamp !== undefined;
+  if (heldFor >= graceMs && (final || !startedCopy)) return { release: finalizers, why: `${what} for ${Math.round(heldFor / 1000)} s and ${final ? "the migration is final" : "the copy never started (its peer is gone)"}` };
+  if (startedCopy) return { why: `${what}; KubeVirt is aborting the copy` };
+  const releaseAt = new Date(Date.parse(since) + graceMs);
+  return { why: `${what}; ferry lifts the finalizers at ${releaseAt.toISOString()} unless KubeVirt finishes first`, releaseAt };
+}
+
 /** Why a VMIM failed, with what to do. */
 export function vmimFailure(vmim: Vmim, side: "source" | "target" | "local"): AgentError {
   const reason = vmim.status?.migrationState?.failureReason;

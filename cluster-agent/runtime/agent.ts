@@ -23,7 +23,7 @@ import { busCredentials, errText, IdentityManager, type Identity } from "./ident
 import { AgentMetrics } from "./metrics.js";
 import { WorkQueue } from "./queue.js";
 import { Reflector, type EventType } from "./reflector.js";
-import { TaskBook, type TaskKey } from "./taskbook.js";
+import { TaskBook, taskKey, type TaskKey } from "./taskbook.js";
 
 export const AGENT_VERSION: string = (() => {
   try {
@@ -143,7 +143,7 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
     metrics.certificateExpiry.set(identity.notAfter.getTime() / 1000);
 
     // ---- executor
-    const executor = typeof opts.executor === "function" ? opts.executor({ kubeConfig: kc, cluster: config.cluster, log: log.child({ part: "executor" }), now }) : opts.executor;
+    const executor = typeof opts.executor === "function" ? opts.executor({ kubeConfig: kc, cluster: config.cluster, log: log.child({ part: "executor" }), now, vmimReleaseSeconds: config.timings.vmimReleaseSeconds, requeue: (task, ms) => queue.addAfter(taskKey(task), ms) }) : opts.executor;
 
     // ---- bus
     const bus = await connectBus({ ...busCredentials(identity, config.natsUrls), logger: log.child({ part: "bus" }) });

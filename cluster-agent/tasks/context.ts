@@ -11,6 +11,10 @@ export interface Ctx {
   cluster: string;
   log: Logger;
   now: () => Date;
+  /** How long a VMIM ferry deleted may stay held by KubeVirt before ferry lifts its finalizers (core/status.ts heldVmim). */
+  vmimReleaseMs: number;
+  /** Reconcile `task` again after `afterMs` (time-based deadlines that no watch event announces). */
+  requeue: (task: Task, afterMs: number) => void;
 }
 
 /** A status under construction: the step reached so far is kept so an API failure can report it. */

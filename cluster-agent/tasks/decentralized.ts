@@ -2,9 +2,9 @@
 // finalize, and abort/cleanup on either side. Each call is one idempotent pass.
 import type { Task, TaskStatus } from "../../proto/bus/index.js";
 import { blankDataVolume, dependencyCopy, receiverVm, receiveVmim, sendVmim, type PrepareTask, type SendTask } from "../core/build.js";
-import type { DataVolume, KubeObj, VirtualMachine, VirtualMachineInstance, Vmim } from "../core/kube.js";
+import type { DataVolume, KubeObj, VirtualMachineInstance, Vmim } from "../core/kube.js";
 import { attemptOf, ferryLabels, isFerryManaged, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ownedBy, RECEIVING_ANNOTATION, receiveVmimName, SENT_ANNOTATION, sendVmimName } from "../core/names.js";
-import { receiverCompleted, stepForVmim, vmFacts, vmimFailed, vmimFailure, vmimStatus, vmimSucceeded } from "../core/status.js";
+import { agentError, heldVmim, receiverCompleted, stepForVmim, vmFacts, vmimFailed, vmimFailure, vmimStatus, vmimSucceeded } from "../core/status.js";
 import { runStrategyOf } from "../core/vm.js";
 import { DV, listOwned, readKubeVirt, readVm, Report, VM, VMIM, type Ctx } from "./context.js";
 import { refOf } from "./kube.js";
@@ -166,26 +166,45 @@ export async function undoDecentralized(ctx: Ctx, task: Undo & { role: "source" 
   const side = task.role === "source" ? task.source : task.target;
   const abort = task.action === "abort";
   r.at(abort ? "Aborting" : "CleaningUp");
-  const owned = await listOwned(ctx, side.namespace, task.migrationUid);
-  let vm: VirtualMachine | undefined;
-  let vmi: VirtualMachineInstance | undefined;
+  const [owned, [vm, vmi]] = await Promise.all([listOwned(ctx, side.namespace, task.migrationUid), readVm(ctx, side.namespace, side.name)]);
+  const extra = task.role === "target" ? { vm: vmFacts(vm, vmi) } : {};
   if (task.role === "target") {
-    [vm, vmi] = await readVm(ctx, side.namespace, side.name);
     const completed = owned.vmims.some((m) => m.spec.receive && vmimSucceeded(m)) || (vm !== undefined && ownedBy(vm, task.migrationUid) && receiverCompleted(vm, vmi));
     if (completed) {
       // The VM lives here now: nothing is deleted (the broker may have asked before it learned of the success).
-      if (abort) return r.done("Succeeded", { vm: vmFacts(vm, vmi) });
+      if (abort) return r.done("Succeeded", extra);
       // cleanup keeps the moved VM, its volumes and copies; only VMIMs of other attempts go.
       for (const m of owned.vmims.filter((x) => attemptOf(x) !== task.attempt && !vmimSucceeded(x))) await ctx.kube.delete(refOf(m));
-      return r.done("CleanedUp", { vm: vmFacts(vm, vmi) });
+      return r.done("CleanedUp", extra);
     }
   }
   const mine = (o: KubeObj) => isFerryManaged(o) && (abort || attemptOf(o) !== task.attempt);
   const vmims = owned.vmims.filter(mine);
   for (const m of vmims) await ctx.kube.delete(refOf(m));
+  const held = await releaseHeldVmims(ctx, task, vmims, vmi);
+  // The VM and its volumes go only once KubeVirt has let go of every VMIM (it cancels through them).
   const rest = [...owned.vms, ...owned.dataVolumes, ...owned.others].filter(mine);
   if (vmims.length === 0) for (const o of rest) await ctx.kube.delete(refOf(o));
-  const extra = task.role === "target" ? { vm: vmFacts(vm, vmi) } : {};
-  if (vmims.length > 0 || rest.length > 0) return r.status(extra);
+  if (vmims.length > 0 || rest.length > 0) {
+    return r.status({ ...extra, ...(held.length ? { error: agentError("VmimDeletionHeld", held.join("; "), "nothing to do unless it persists: see the VMIM's finalizers and conditions") } : {}) });
+  }
   return r.done(abort ? "Aborted" : "CleanedUp", extra);
+}
+
+/** Lifts KubeVirt's finalizers from the VMIMs ferry deleted that KubeVirt will not finish (core heldVmim); says why the others wait. */
+async function releaseHeldVmims(ctx: Ctx, task: Task, vmims: readonly Vmim[], vmi: VirtualMachineInstance | undefined): Promise<string[]> {
+  const waiting: string[] = [];
+  for (const m of vmims) {
+    const held = heldVmim(m, vmi, ctx.now(), ctx.vmimReleaseMs);
+    if (!held) continue;
+    if (!held.release) {
+      waiting.push(held.why);
+      if (held.releaseAt) ctx.requeue(task, Math.max(0, held.releaseAt.getTime() - ctx.now().getTime()) + 100);
+      continue;
+    }
+    ctx.log.warn({ vmim: `${m.metadata.namespace ?? ""}/${m.metadata.name ?? ""}`, finalizers: held.release, why: held.why }, "lifting KubeVirt's finalizers from a VMIM ferry deleted");
+    const rest = (m.metadata.finalizers ?? []).filter((f) => !held.release!.includes(f));
+    await ctx.kube.patchTo(m, { ...m, metadata: { ...m.metadata, finalizers: rest } });
+  }
+  return waiting;
 }

@@ -35,7 +35,7 @@ async function dispatch(ctx: Ctx, task: Task, r: Report): Promise<TaskStatus> {
 
 export function createExecutor(opts: ExecutorOptions): TaskExecutor {
   const now = opts.now ?? (() => new Date());
-  const ctx: Ctx = { kube: new Kube(opts.kubeConfig), cluster: opts.cluster, log: opts.log, now };
+  const ctx: Ctx = { kube: new Kube(opts.kubeConfig), cluster: opts.cluster, log: opts.log, now, vmimReleaseMs: (opts.vmimReleaseSeconds ?? 60) * 1000, requeue: opts.requeue ?? (() => undefined) };
   return {
     async reconcile(task) {
       const r = new Report(task, now);

@@ -136,10 +136,11 @@ charts.test.ts checks the README lists every rule rendered here.
   resources: [virtualmachineinstances]
   verbs: [get, list, watch]
 # The receive and sendTo VMIMs: created per attempt, watched, deleted on cancel/retry;
-# volume-update VMIMs are read by label.
+# volume-update VMIMs are read by label; patch lifts KubeVirt's finalizers from a VMIM ferry deleted
+# that KubeVirt will never finish (cluster-agent/core/status.ts heldVmim).
 - apiGroups: [kubevirt.io]
   resources: [virtualmachineinstancemigrations]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # Blank target DataVolumes (and destinations of a storage migration): created, watched, deleted.
 - apiGroups: [cdi.kubevirt.io]
   resources: [datavolumes]
