@@ -153,8 +153,8 @@ export const KubeVirtInfo = z.object({
     bandwidthPerMigration: Bytes,
     progressTimeout: Seconds,
     completionTimeoutPerGiB: Seconds,
-    /** migrations.network: NAD of the dedicated migration network; absent = pod network. */
-    network: z.string().max(253).optional(),
+    /** migrations.network: NAD of the dedicated migration network (`<name>` or `<namespace>/<name>`, as Multus takes it); absent = pod network. */
+    network: NetworkName.optional(),
   }),
   /** workloadUpdateStrategy.workloadUpdateMethods, e.g. ["LiveMigrate"]. */
   workloadUpdateMethods: z.array(KubeVirtString).max(8),
