@@ -93,3 +93,11 @@ export const LabelValue = z.string().regex(LABEL_VALUE, {
   error: (issue) =>
     `label value ${quote(issue.input)} must be empty or at most 63 characters of alphanumerics, '-', '_' and '.', starting and ending alphanumeric`,
 });
+
+/** Labels per object that a message may carry: Kubernetes sets no count, this keeps one VM's record bounded. */
+export const MAX_LABELS = 256;
+
+/** metadata.labels: label keys to label values, at most MAX_LABELS of them. */
+export const Labels = z.record(LabelKey, LabelValue).refine((labels) => Object.keys(labels).length <= MAX_LABELS, {
+  error: (issue) => `at most ${MAX_LABELS} labels, not ${Object.keys(issue.input as object).length}`,
+});

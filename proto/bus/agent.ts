@@ -1,7 +1,7 @@
 // Messages an agent publishes on ferry.v1.broker.<cluster>.{hello,heartbeat,inventory,status}.
 import { z } from "zod";
 import { AccessMode, KubeVirtString, VolumeMode } from "../kube.js";
-import { ClusterName, LabelKey, LabelValue, MigrationUid, NamespaceName, NetworkName, ObjectName, StorageClassName } from "../names.js";
+import { ClusterName, Labels, MigrationUid, NamespaceName, NetworkName, ObjectName, StorageClassName } from "../names.js";
 import {
   AgentError,
   agentSeqShape,
@@ -119,7 +119,7 @@ export const InventoryVm = z.object({
   name: ObjectName,
   uid: z.string().min(1).max(64),
   /** metadata.labels of the VirtualMachine: plan selectors (labelSelector) match against them. */
-  labels: z.record(LabelKey, LabelValue).optional(),
+  labels: Labels.optional(),
   runStrategy: KubeVirtString,
   printableStatus: KubeVirtString,
   /** Absent when the VM has no VMI. */
