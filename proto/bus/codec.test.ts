@@ -4,6 +4,7 @@ import { arbitraryFor, badValuesFor, DELETE, mutate, pathCovers, sitesOf, type A
 import { decode, encode, MAX_MESSAGE_BYTES, MESSAGES, NATS_MAX_PAYLOAD, type Message, type MessageKind } from "./codec.js";
 import { formatPath } from "../issues.js";
 import { TaskSet, type Task } from "./tasks.js";
+import { clipText, Text, TEXT_MAX } from "./common.js";
 
 const KINDS = Object.keys(MESSAGES) as MessageKind[];
 const bytesOf = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
@@ -132,5 +133,27 @@ describe("decode", () => {
     const i = set!.tasks.findIndex((t) => t.action === "send");
     const result = decode("tasks", bytesOf(mutate(set, ["tasks", i, "connectUrl"], DELETE)));
     expect(result).toMatchObject({ ok: false, issues: [{ path: `tasks[${i}].connectUrl`, message: expect.stringContaining("required") }] });
+  });
+});
+
+describe("clipText", () => {
+  it("leaves text within the bound alone", () => {
+    expect(clipText("short")).toBe("short");
+    expect(clipText("a".repeat(TEXT_MAX))).toBe("a".repeat(TEXT_MAX));
+  });
+
+  it("cuts longer text to a valid Text ending in …, never between the halves of a surrogate pair", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme", minLength: TEXT_MAX + 1, maxLength: TEXT_MAX + 50 }), (text) => {
+        const clipped = clipText(text);
+        expect(Text.safeParse(clipped).success).toBe(true);
+        expect(clipped.endsWith("…")).toBe(true);
+        expect(text.startsWith(clipped.slice(0, -1))).toBe(true);
+        expect(clipped).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
+      }),
+      { numRuns: 50 },
+    );
+    const pairAtCut = `${"a".repeat(TEXT_MAX - 2)}😀b`;
+    expect(clipText(pairAtCut)).toBe(`${"a".repeat(TEXT_MAX - 2)}…`);
   });
 });

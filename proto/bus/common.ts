@@ -23,8 +23,22 @@ export const Count = z.int().min(0);
 export const Bytes = z.int().min(0);
 export const Seconds = z.int().min(0);
 
-/** Free text for humans (agents truncate longer KubeVirt messages to fit). */
-export const Text = z.string().max(4096);
+export const TEXT_MAX = 4096;
+
+/** Free text for humans (agents truncate longer KubeVirt messages to fit: clipText). */
+export const Text = z.string().max(TEXT_MAX);
+
+/**
+ * Cuts `text` to at most `max` UTF-16 units, ending in "…" when cut, never between the two halves
+ * of a surrogate pair (a lone half would survive JSON as an escape, but is no character).
+ */
+export function clipText(text: string, max = TEXT_MAX): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}…`;
+}
 export const Reason = z.string().max(256);
 
 /** A stable machine-readable code in UpperCamelCase, e.g. "VmNotLiveMigratable". */
