@@ -445,8 +445,14 @@ export class Bus {
       headers?: MsgHdrs;
       maxBytes?: number;
       maxReplyBytes?: number;
-      /** Return an error reply whose body matches `replySchema` (e.g. proto's RpcError) instead of throwing. */
+      /**
+       * Return an error reply whose body matches `replySchema` (e.g. proto's RpcError) instead of
+       * throwing. Such bodies go through the same checks as any reply (size, JSON, schema, `check`):
+       * a bad one is logged and dropped, and the request fails with "remote-error".
+       */
       errorsAsReplies?: boolean;
+      /** Extra check of the reply after its schema (e.g. its cluster claim); a reason drops it. */
+      check?: (value: z.output<R>, subject: string) => string | undefined;
     } = {},
   ): Promise<z.output<R>> {
     const bytes = this.encode(subject, requestSchema, value, opts.maxBytes);
@@ -458,11 +464,19 @@ export class Bus {
     }
     this.counters.published++;
     const code = reply.headers?.get(ERROR_CODE_HEADER);
-    const decodeOpts = opts.maxReplyBytes !== undefined ? { maxBytes: opts.maxReplyBytes } : {};
+    const decodeOpts: DecodeOptions<z.output<R>> = {
+      ...(opts.maxReplyBytes !== undefined ? { maxBytes: opts.maxReplyBytes } : {}),
+      ...(opts.check ? { check: opts.check } : {}),
+    };
     if (code) {
       const message = reply.headers?.get(ERROR_MESSAGE_HEADER) || "remote handler failed";
+      if (opts.errorsAsReplies) {
+        const body = this.decode(subject, replySchema, reply.data, [this.counters], decodeOpts);
+        if (body.ok) return body.value;
+        throw new BusRequestError(`${subject}: ${code}: ${message} (error reply body dropped: ${body.reason})`, "remote-error", subject, code);
+      }
+      // Plain bus error replies carry `{error: {code, message}}`, not the reply schema: no drop to log.
       const body = replySchema.safeParse(safeJson(reply.data));
-      if (body.success && opts.errorsAsReplies) return body.data;
       throw new BusRequestError(`${subject}: ${code}: ${message}`, "remote-error", subject, code, body.success ? body.data : undefined);
     }
     const r = this.decode(subject, replySchema, reply.data, [this.counters], decodeOpts);
