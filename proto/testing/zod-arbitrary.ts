@@ -215,30 +215,14 @@ export function badValuesFor(site: Site, options: BadValueOptions = {}): unknown
   const type = inner._zod.def.type;
   const oversize = type === "string" ? ["a".repeat(Number.isFinite(max) ? max + 1 : 300)] : [];
   // Invalid by construction (one element too many); not parsed here, which would cost a full parse per sample.
-  const overlong = type === "array" ? overlongArray(inner, site.value, max, options) : [];
+  const overlong = type === "array" ? overlongArray(site.value, max, options) : [];
   return [...[...WRONG_TYPES, ...oversize].filter((v) => !isValid(site.schema, v)), ...overlong];
 }
 
-const sampleElement = new WeakMap<Schema, unknown[]>();
-
-/** `max + 1` elements, repeating the valid ones the site holds (or one derived from the element schema). */
-function overlongArray(array: Schema, current: unknown, max: number, options: BadValueOptions): unknown[][] {
-  if (!Number.isFinite(max)) return [];
-  let elements = Array.isArray(current) ? current : [];
-  if (elements.length === 0) {
-    const element = (array._zod.def as z.core.$ZodArrayDef).element;
-    let sampled = sampleElement.get(element);
-    if (!sampled) {
-      try {
-        sampled = fc.sample(arbitraryFor(element as z.ZodType), { numRuns: 1, seed: 42 });
-      } catch {
-        sampled = [];
-      }
-      sampleElement.set(element, sampled);
-    }
-    elements = sampled;
-  }
-  if (elements.length === 0) return [];
+/** `max + 1` elements, repeating the valid ones the site holds (none for an empty array: nothing to repeat). */
+function overlongArray(current: unknown, max: number, options: BadValueOptions): unknown[][] {
+  if (!Number.isFinite(max) || !Array.isArray(current) || current.length === 0) return [];
+  const elements: unknown[] = current;
   const perElement = Math.max(...elements.map((e) => JSON.stringify(e ?? null).length + 1));
   if (perElement * (max + 1) > (options.maxArrayBytes ?? 256 * 1024)) return [];
   // Shared references: `mutate` copies the whole value, and JSON does not care.
