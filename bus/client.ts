@@ -223,16 +223,18 @@ export class Bus {
       ),
       ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
       maxReconnectAttempts: -1,
+      // Kept (nats.js' default, stated here on purpose): two refusals in a row mean revoked or
+      // expired credentials, which no retry with the same ones can fix. The connection closes,
+      // bus.closed() resolves, and the process restarts with what its identity store holds
+      // (bus/README.md "Reconnect").
+      ignoreAuthErrorAbort: false,
       waitOnFirstConnect: opts.waitOnFirstConnect ?? true,
       reconnectToServer: () => {
         attempt++;
         return null; // default server selection
       },
       reconnectDelayHandler: () => {
-        if (delayFor.attempt !== attempt) {
-          const base = Math.min(max, initial * 2 ** Math.min(attempt, 20));
-          delayFor = { attempt, ms: Math.round(base / 2 + (Math.random() * base) / 2) };
-        }
+        if (delayFor.attempt !== attempt) delayFor = { attempt, ms: reconnectDelay(attempt, initial, max) };
         return delayFor.ms;
       },
       timeout: opts.timeoutMs ?? 10_000,
@@ -606,6 +608,16 @@ export class Bus {
   closed(): Promise<void | Error> {
     return this.nc.closed();
   }
+}
+
+/**
+ * Back-off before reconnect attempt `attempt` (1 = the first retry): min(maxMs, initialMs·2^attempt),
+ * then a random 50–100 % of it, so that agents cut off together do not redial together.
+ * `random` is Math.random's contract: a number in [0, 1).
+ */
+export function reconnectDelay(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+  const base = Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(attempt, 0), 30));
+  return Math.round(base / 2 + (random() * base) / 2);
 }
 
 function subscriptionClosed(sub: Subscription, subject: string, log: Logger): Promise<Error | undefined> {

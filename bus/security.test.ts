@@ -320,6 +320,11 @@ describe("JWT authentication", () => {
     expect(again).toBeInstanceOf(AuthorizationError);
     expect(again.message).toBe("Authorization Violation");
     await waitFor(async () => !(await connectionNames()).includes("agent-c"), "agent-c gone from the server's connection list");
+    // Its own reconnect attempts are refused too, and after two refusals the bus gives up for good
+    // (ignoreAuthErrorAbort: false; bus/README.md "Reconnect"): closed() resolves with the error.
+    const closedWith = await c.closed();
+    expect(closedWith).toBeInstanceOf(AuthorizationError);
+    expect(c.nc.isClosed()).toBe(true);
 
     // The revocation is targeted: agent A keeps working on the same server process.
     expect(await connectionNames()).toContain("agent-a");
