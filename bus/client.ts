@@ -223,16 +223,18 @@ export class Bus {
       ),
       ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
       maxReconnectAttempts: -1,
+      // Kept (nats.js' default, stated here on purpose): two refusals in a row mean revoked or
+      // expired credentials, which no retry with the same ones can fix. The connection closes,
+      // bus.closed() resolves, and the process restarts with what its identity store holds
+      // (bus/README.md "Reconnect").
+      ignoreAuthErrorAbort: false,
       waitOnFirstConnect: opts.waitOnFirstConnect ?? true,
       reconnectToServer: () => {
         attempt++;
         return null; // default server selection
       },
       reconnectDelayHandler: () => {
-        if (delayFor.attempt !== attempt) {
-          const base = Math.min(max, initial * 2 ** Math.min(attempt, 20));
-          delayFor = { attempt, ms: Math.round(base / 2 + (Math.random() * base) / 2) };
-        }
+        if (delayFor.attempt !== attempt) delayFor = { attempt, ms: reconnectDelay(attempt, initial, max) };
         return delayFor.ms;
       },
       timeout: opts.timeoutMs ?? 10_000,
@@ -445,8 +447,14 @@ export class Bus {
       headers?: MsgHdrs;
       maxBytes?: number;
       maxReplyBytes?: number;
-      /** Return an error reply whose body matches `replySchema` (e.g. proto's RpcError) instead of throwing. */
+      /**
+       * Return an error reply whose body matches `replySchema` (e.g. proto's RpcError) instead of
+       * throwing. Such bodies go through the same checks as any reply (size, JSON, schema, `check`):
+       * a bad one is logged and dropped, and the request fails with "remote-error".
+       */
       errorsAsReplies?: boolean;
+      /** Extra check of the reply after its schema (e.g. its cluster claim); a reason drops it. */
+      check?: (value: z.output<R>, subject: string) => string | undefined;
     } = {},
   ): Promise<z.output<R>> {
     const bytes = this.encode(subject, requestSchema, value, opts.maxBytes);
@@ -458,11 +466,19 @@ export class Bus {
     }
     this.counters.published++;
     const code = reply.headers?.get(ERROR_CODE_HEADER);
-    const decodeOpts = opts.maxReplyBytes !== undefined ? { maxBytes: opts.maxReplyBytes } : {};
+    const decodeOpts: DecodeOptions<z.output<R>> = {
+      ...(opts.maxReplyBytes !== undefined ? { maxBytes: opts.maxReplyBytes } : {}),
+      ...(opts.check ? { check: opts.check } : {}),
+    };
     if (code) {
       const message = reply.headers?.get(ERROR_MESSAGE_HEADER) || "remote handler failed";
+      if (opts.errorsAsReplies) {
+        const body = this.decode(subject, replySchema, reply.data, [this.counters], decodeOpts);
+        if (body.ok) return body.value;
+        throw new BusRequestError(`${subject}: ${code}: ${message} (error reply body dropped: ${body.reason})`, "remote-error", subject, code);
+      }
+      // Plain bus error replies carry `{error: {code, message}}`, not the reply schema: no drop to log.
       const body = replySchema.safeParse(safeJson(reply.data));
-      if (body.success && opts.errorsAsReplies) return body.data;
       throw new BusRequestError(`${subject}: ${code}: ${message}`, "remote-error", subject, code, body.success ? body.data : undefined);
     }
     const r = this.decode(subject, replySchema, reply.data, [this.counters], decodeOpts);
@@ -592,6 +608,16 @@ export class Bus {
   closed(): Promise<void | Error> {
     return this.nc.closed();
   }
+}
+
+/**
+ * Back-off before reconnect attempt `attempt` (1 = the first retry): min(maxMs, initialMs·2^attempt),
+ * then a random 50–100 % of it, so that agents cut off together do not redial together.
+ * `random` is Math.random's contract: a number in [0, 1).
+ */
+export function reconnectDelay(attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+  const base = Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(attempt, 0), 30));
+  return Math.round(base / 2 + (random() * base) / 2);
 }
 
 function subscriptionClosed(sub: Subscription, subject: string, log: Logger): Promise<Error | undefined> {

@@ -1,6 +1,7 @@
 // bus/ferry.ts: ferry's contract (proto/bus subjects, schemas, limits) over a real nats-server.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { BUS_API_VERSION, rpcSubject, type Heartbeat, type Message } from "../proto/bus/index.js";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import { BUS_API_VERSION, MAX_MESSAGE_BYTES, NATS_MAX_PAYLOAD, rpcSubject, type Heartbeat, type Message } from "../proto/bus/index.js";
 import {
   BusHandlerError,
   BusRequestError,
@@ -40,7 +41,8 @@ const describeReq = (name: string): Message<"describeVmRequest"> => ({
 });
 
 beforeAll(async () => {
-  h = await startNats();
+  // Room above the largest bus limit (8 MiB), so an oversized reply reaches the broker's own check.
+  h = await startNats({ maxPayload: 2 * NATS_MAX_PAYLOAD });
   [broker, agent] = await Promise.all([
     h.brokerCredentials().then((c) => connectBus({ ...c, logger: logs.logger })),
     h.agentCredentials("a").then((c) => connectBus({ ...c, logger: logs.logger })),
@@ -102,6 +104,47 @@ describe("RPCs", () => {
     // a request for another cluster, sent on a's subject, is refused the same way
     const other = await broker.nc.request(rpcSubject("a", "describe-vm"), JSON.stringify({ ...describeReq("x"), cluster: "b" }), { timeout: 2000 });
     expect(other.json()).toMatchObject({ kind: "RpcError", code: "BadRequest", message: expect.stringContaining('claims cluster "b"') });
+  });
+
+  it("refuse a reply that claims another cluster, is malformed or oversized, with a log line each", async () => {
+    const inventory = validPool("inventoryReply", 20, 4).find((r) => (r as { kind: string }).kind === "Inventory") as Message<"inventoryReply"> & { cluster: string };
+    const replies: { body: Uint8Array; headers?: ReturnType<typeof natsHeaders> }[] = [];
+    const errorHeader = () => {
+      const hd = natsHeaders();
+      hd.set(ERROR_CODE_HEADER, "NotFound");
+      return hd;
+    };
+    const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    // A raw responder standing in for a faulty or hostile agent "a".
+    const sub = agent.nc.subscribe(rpcSubject("a", "inventory"), {
+      callback: (_e, m) => {
+        const r = replies.shift()!;
+        m.respond(r.body, r.headers ? { headers: r.headers } : undefined);
+      },
+    });
+    await agent.flush();
+    const ask = () => requestRpc(broker, "a", "inventory", { apiVersion: BUS_API_VERSION, kind: "InventoryRequest", cluster: "a", deadline: new Date(Date.now() + 60_000).toISOString() });
+    const cases: [string, Uint8Array, "invalid-reply" | "remote-error", string, boolean?][] = [
+      ["another cluster", enc({ ...inventory, cluster: "b" }), "invalid-reply", "rejected"],
+      ["not JSON", new TextEncoder().encode("{nope"), "invalid-reply", "not-json"],
+      ["invalid", enc({ ...inventory, nodes: "many" }), "invalid-reply", "invalid"],
+      ["oversized", new Uint8Array(MAX_MESSAGE_BYTES.inventoryReply + 1), "invalid-reply", "oversize"],
+      ["error header, bad body", enc({ nope: 1 }), "remote-error", "invalid", true],
+    ];
+    for (const [what, body, reason, dropReason, withHeader] of cases) {
+      replies.push({ body, ...(withHeader ? { headers: errorHeader() } : {}) });
+      const before = logs.lines.length;
+      const e = await ask().catch((x: unknown) => x);
+      expect(e, what).toBeInstanceOf(BusRequestError);
+      expect((e as BusRequestError).reason, what).toBe(reason);
+      expect(logs.lines.slice(before).filter((l) => l["msg"] === "bus dropped message").map((l) => l["reason"]), what).toEqual([dropReason]);
+    }
+    // the right cluster, and an RpcError with the error header, are accepted
+    replies.push({ body: enc({ ...inventory, cluster: "a" }) });
+    await expect(ask()).resolves.toMatchObject({ kind: "Inventory", cluster: "a" });
+    replies.push({ body: enc({ apiVersion: BUS_API_VERSION, kind: "RpcError", code: "NotFound", message: "no" }), headers: errorHeader() });
+    await expect(ask()).resolves.toMatchObject({ kind: "RpcError", code: "NotFound" });
+    sub.unsubscribe();
   });
 
   it("report a cluster without an agent as no-responders", async () => {

@@ -137,7 +137,9 @@ export function serveRpc<V extends RpcVerb>(
 
 /**
  * Broker: ask a cluster's agent. Resolves with the reply — which may be an RpcError (check
- * `reply.kind`); throws BusRequestError for timeouts, no responders and unreadable replies.
+ * `reply.kind`); throws BusRequestError for timeouts, no responders and unreadable replies. A reply
+ * is unreadable (logged, dropped, "invalid-reply") when it is over its kind's limit, not JSON, not
+ * valid, or claims another cluster than the one asked (an Inventory names its cluster).
  */
 export function requestRpc<V extends RpcVerb>(
   bus: Bus,
@@ -154,5 +156,6 @@ export function requestRpc<V extends RpcVerb>(
     maxBytes: MAX_MESSAGE_BYTES[reqKind],
     maxReplyBytes: MAX_MESSAGE_BYTES[reply],
     errorsAsReplies: true,
+    check: clusterClaimCheck,
   });
 }

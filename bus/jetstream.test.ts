@@ -1,7 +1,8 @@
 // JetStream helpers against a real single-node server: typed KV with compare-and-set, invalid
 // stored values, watch; the events stream with idempotent publishes.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { MAX_MESSAGE_BYTES } from "../proto/bus/index.js";
 import { z } from "zod";
 import {
   BusValidationError,
@@ -108,5 +109,24 @@ describe("events stream", () => {
     );
     const jsm = await jetstreamManager(broker.nc);
     expect((await jsm.streams.info(EVENTS_STREAM)).state.messages).toBe(1);
+  });
+
+  it("refuses an event over the event limit on write, so readers never meet one they would skip", async () => {
+    const jsm = await jetstreamManager(broker.nc);
+    const before = (await jsm.streams.info(EVENTS_STREAM)).state.messages;
+    // A schema without the Text bound: only the byte limit stands in the way.
+    const Loose = z.object({ migration: z.string() });
+    const big = { migration: "x".repeat(MAX_MESSAGE_BYTES.event) };
+    const e = await publishEvent(broker, "ferry.v1.events.p1.m2", Loose, big).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(BusValidationError);
+    expect((e as Error).message).toMatch(new RegExp(`is ${MAX_MESSAGE_BYTES.event + 16} bytes, above the limit of ${MAX_MESSAGE_BYTES.event}`));
+    // The stream refuses it too, whoever publishes (max_msg_size).
+    const info = await jsm.streams.info(EVENTS_STREAM);
+    expect(info.config.max_msg_size).toBeGreaterThanOrEqual(MAX_MESSAGE_BYTES.event);
+    await expect(jetstream(broker.nc).publish("ferry.v1.events.p1.m2", new Uint8Array(info.config.max_msg_size + 1))).rejects.toThrow(/message size exceeds maximum allowed/);
+    expect((await jsm.streams.info(EVENTS_STREAM)).state.messages).toBe(before);
+    // One at the limit is stored.
+    await publishEvent(broker, "ferry.v1.events.p1.m2", Loose, { migration: "x".repeat(MAX_MESSAGE_BYTES.event - 16) });
+    expect((await jsm.streams.info(EVENTS_STREAM)).state.messages).toBe(before + 1);
   });
 });

@@ -4,6 +4,7 @@ import { jetstream, jetstreamManager, DiscardPolicy, RetentionPolicy, StorageTyp
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { MsgHdrs, QueuedIterator } from "@nats-io/transport-node";
 import { z } from "zod";
+import { MAX_MESSAGE_BYTES } from "../proto/bus/codec.js";
 import { EVENTS_STREAM, EVENTS_SUBJECTS } from "./subjects.js";
 import type { Bus } from "./client.js";
 
@@ -195,6 +196,8 @@ export async function ensureEventsStream(bus: Bus, opts: EventsStreamOptions = {
     max_age: (opts.maxAgeMs ?? 30 * 24 * 3600 * 1000) * 1_000_000, // nanoseconds
     max_bytes: opts.maxBytes ?? 1024 * 1024 * 1024,
     duplicate_window: 2 * 60 * 1_000_000_000,
+    // The server refuses what readers would skip (headers such as Nats-Msg-Id count too).
+    max_msg_size: MAX_MESSAGE_BYTES.event + EVENT_HEADER_ALLOWANCE,
   };
   return retryTransient(`create stream ${EVENTS_STREAM}`, async () => {
     try {
@@ -207,9 +210,14 @@ export async function ensureEventsStream(bus: Bus, opts: EventsStreamOptions = {
   });
 }
 
+/** Room for headers on top of an event's payload in the stream's max_msg_size. */
+const EVENT_HEADER_ALLOWANCE = 1024;
+
 /**
  * Publish an event into the stream and wait for the ack. `msgId` (e.g. `<migration>/<generation>`)
- * makes a retried publish idempotent within the duplicate window.
+ * makes a retried publish idempotent within the duplicate window. The payload must fit the event
+ * limit (MAX_MESSAGE_BYTES.event) that readers of the stream enforce; a larger one throws
+ * BusValidationError and is not stored.
  */
 export async function publishEvent<S extends z.ZodType>(
   bus: Bus,
@@ -219,7 +227,7 @@ export async function publishEvent<S extends z.ZodType>(
   opts: { msgId?: string; headers?: MsgHdrs; timeoutMs?: number } = {},
 ): Promise<PubAck> {
   const js = jetstream(bus.nc);
-  const bytes = bus.encode(subject, schema, value);
+  const bytes = bus.encode(subject, schema, value, MAX_MESSAGE_BYTES.event);
   return js.publish(subject, bytes, {
     ...(opts.msgId ? { msgID: opts.msgId } : {}),
     ...(opts.headers ? { headers: opts.headers } : {}),

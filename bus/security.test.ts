@@ -10,7 +10,8 @@ import { decode } from "@nats-io/jwt";
 import { readFileSync } from "node:fs";
 import { Socket } from "node:net";
 import { z } from "zod";
-import { createCa, issueClientCertificate } from "../pki/index.js";
+import { KV_BUCKETS } from "../proto/bus/subjects.js";
+import { certInfo, createCa, issueClientCertificate, verifyChain } from "../pki/index.js";
 import {
   clusterOfAgentSubject,
   connectBus,
@@ -44,7 +45,8 @@ let h: NatsHarness;
 let broker: Bus;
 let agentA: Bus;
 let credsA: BusCredentials & { user: { publicKey: string } };
-let kv: TypedKv<typeof State>;
+const BUCKETS = Object.values(KV_BUCKETS);
+const kvs = new Map<string, TypedKv<typeof State>>();
 let serverPid: number | undefined;
 const buses: Bus[] = [];
 
@@ -81,8 +83,12 @@ beforeAll(async () => {
   serverPid = h.nodes[0]!.pid;
   credsA = await h.agentCredentials("a");
   [broker, agentA] = await Promise.all([h.brokerCredentials().then(join), join(credsA)]);
-  kv = await typedKv(broker, "FERRY_STATE", State);
-  await kv.put("plan.x", { v: 1 });
+  // The broker's real buckets (KV_BUCKETS), as it creates them; the values need not be its records.
+  for (const bucket of BUCKETS) {
+    const kv = await typedKv(broker, bucket, State);
+    await kv.put("k.x", { v: 1 });
+    kvs.set(bucket, kv);
+  }
   await ensureEventsStream(broker);
 });
 
@@ -169,30 +175,34 @@ describe("cluster isolation", () => {
     inboxSpy.unsubscribe();
   });
 
-  it("agent A cannot read or write the broker's KV bucket or the events stream", async () => {
+  it("agent A cannot read or write any of the broker's KV buckets or the events stream", async () => {
     const errs = serverErrors(agentA.nc);
     await expect(jetstreamManager(agentA.nc)).rejects.toThrow('Permissions Violation for Publish to "$JS.API.INFO"');
     await expect(jetstreamManager(agentA.nc, { checkAPI: false }).then((jsm) => jsm.streams.info(EVENTS_STREAM))).rejects.toThrow(
       `Permissions Violation for Publish to "$JS.API.STREAM.INFO.${EVENTS_STREAM}"`,
     );
-    // Kvm.open() does not call the server; every operation on the handle does, and is refused.
-    const stolen = await new Kvm(agentA.nc).open("FERRY_STATE");
-    await expect(stolen.get("plan.x")).rejects.toThrow(/Permissions Violation for Publish to "\$JS\.API\.(DIRECT\.GET|STREAM\.MSG\.GET)\.KV_FERRY_STATE/);
-    await expect(stolen.put("plan.x", JSON.stringify({ v: 666 }))).rejects.toThrow('Permissions Violation for Publish to "$KV.FERRY_STATE.plan.x"');
-    await expect(stolen.status()).rejects.toThrow('Permissions Violation for Publish to "$JS.API.STREAM.INFO.KV_FERRY_STATE"');
-    await expect(agentA.nc.request("$JS.API.DIRECT.GET.KV_FERRY_STATE.$KV.FERRY_STATE.plan.x", "", { timeout: 2000 })).rejects.toThrow(
-      'Permissions Violation for Publish to "$JS.API.DIRECT.GET.KV_FERRY_STATE.$KV.FERRY_STATE.plan.x"',
-    );
-    // Direct writes into the bucket's subjects
-    agentA.nc.publish("$KV.FERRY_STATE.plan.x", JSON.stringify({ v: 666 }));
-    const sub = agentA.nc.subscribe("$KV.FERRY_STATE.>");
-    await agentA.flush();
-    await waitFor(() => errs.find((e) => e.message === 'Permissions Violation for Publish to "$KV.FERRY_STATE.plan.x"'), "KV publish violation");
-    expect(await sub.closed).toBeInstanceOf(PermissionViolationError);
+    expect(BUCKETS).toContain("ferry_plans");
+    for (const bucket of BUCKETS) {
+      const stream = `KV_${bucket}`;
+      // Kvm.open() does not call the server; every operation on the handle does, and is refused.
+      const stolen = await new Kvm(agentA.nc).open(bucket);
+      await expect(stolen.get("k.x"), bucket).rejects.toThrow(new RegExp(`Permissions Violation for Publish to "\\$JS\\.API\\.(DIRECT\\.GET|STREAM\\.MSG\\.GET)\\.${stream}`));
+      await expect(stolen.put("k.x", JSON.stringify({ v: 666 }))).rejects.toThrow(`Permissions Violation for Publish to "$KV.${bucket}.k.x"`);
+      await expect(stolen.status()).rejects.toThrow(`Permissions Violation for Publish to "$JS.API.STREAM.INFO.${stream}"`);
+      await expect(agentA.nc.request(`$JS.API.DIRECT.GET.${stream}.$KV.${bucket}.k.x`, "", { timeout: 2000 })).rejects.toThrow(
+        `Permissions Violation for Publish to "$JS.API.DIRECT.GET.${stream}.$KV.${bucket}.k.x"`,
+      );
+      // Direct writes into the bucket's subjects, and watching them
+      agentA.nc.publish(`$KV.${bucket}.k.x`, JSON.stringify({ v: 666 }));
+      const sub = agentA.nc.subscribe(`$KV.${bucket}.>`);
+      await agentA.flush();
+      await waitFor(() => errs.find((e) => e.message === `Permissions Violation for Publish to "$KV.${bucket}.k.x"`), `KV publish violation on ${bucket}`);
+      expect(await sub.closed).toBeInstanceOf(PermissionViolationError);
+    }
     const sub2 = agentA.nc.subscribe("$JS.>");
     expect(((await sub2.closed) as Error).message).toBe('Permissions Violation for Subscription to "$JS.>"');
     // and nothing changed
-    expect((await kv.get("plan.x"))?.value).toEqual({ v: 1 });
+    for (const bucket of BUCKETS) expect((await kvs.get(bucket)!.get("k.x"))?.value, bucket).toEqual({ v: 1 });
     const jsm = await jetstreamManager(broker.nc);
     expect((await jsm.streams.info(EVENTS_STREAM)).state.messages).toBe(0);
   });
@@ -214,6 +224,22 @@ describe("mutual TLS", () => {
     });
     expect(e.message).toMatch(/ECONNRESET|alert bad certificate/);
     await waitFor(() => /TLS handshake error: .*certificate signed by unknown authority/.test(serverLog()), "server log: unknown authority");
+  });
+
+  it("refuses an expired certificate from the ferry CA, even with a valid JWT", async () => {
+    const tenDaysAgo = new Date(Date.now() - 10 * 24 * 3600 * 1000);
+    const cert = await issueClientCertificate(h.ca, { role: "agent", cluster: "a" }, { now: tenDaysAgo, validityDays: 7 });
+    expect(certInfo(cert.certPem).notAfter.getTime()).toBeLessThan(Date.now());
+    expect(verifyChain(cert.certPem, h.caPem, tenDaysAgo)).toEqual({ ok: true }); // the ferry CA's, only too old
+    const e = await connectError({
+      tls: { ca: h.caPem, cert: cert.certPem, key: cert.keyPem },
+      authenticator: jwtAuthenticator(credsA.jwt, te.encode(credsA.seed)),
+    });
+    expect(e.message).toMatch(/ECONNRESET|alert certificate expired|bad certificate/);
+    await waitFor(() => /TLS handshake error: .*certificate has expired or is not yet valid/.test(serverLog()), "server log: expired certificate");
+    // The same JWT with the agent's valid certificate is accepted: the certificate was the reason.
+    const nc = await connect({ servers: h.urls, reconnect: false, tls: credsA.tls, authenticator: jwtAuthenticator(credsA.jwt, te.encode(credsA.seed)) });
+    await nc.close();
   });
 
   it("refuses plain TCP (server requires TLS)", async () => {
@@ -294,6 +320,11 @@ describe("JWT authentication", () => {
     expect(again).toBeInstanceOf(AuthorizationError);
     expect(again.message).toBe("Authorization Violation");
     await waitFor(async () => !(await connectionNames()).includes("agent-c"), "agent-c gone from the server's connection list");
+    // Its own reconnect attempts are refused too, and after two refusals the bus gives up for good
+    // (ignoreAuthErrorAbort: false; bus/README.md "Reconnect"): closed() resolves with the error.
+    const closedWith = await c.closed();
+    expect(closedWith).toBeInstanceOf(AuthorizationError);
+    expect(c.nc.isClosed()).toBe(true);
 
     // The revocation is targeted: agent A keeps working on the same server process.
     expect(await connectionNames()).toContain("agent-a");

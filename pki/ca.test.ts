@@ -92,6 +92,38 @@ describe("server certificates", () => {
     await expect(issueServerCertificate(ca, { name: "nats", dnsNames: ["bad name"] })).rejects.toThrow(/not a DNS name/);
   });
 
+  const label63 = "a".repeat(63);
+  const longest = [label63, label63, label63, "a".repeat(61)].join("."); // 253 characters
+  it.each(["localhost", "nats.ferry.svc", "*.nats-headless", "*.nats.ferry.svc", "127.0.0.1", "x", `${label63}.b`, longest])("accept the DNS SAN %s", (dns) => {
+    expect(() => issueCertificate(ca, { role: "server", name: "nats" }, otherKey.publicKeyPem, { dnsNames: [dns] })).not.toThrow();
+  });
+
+  it.each([
+    ["uppercase", "Nats.ferry.svc"],
+    ["empty label", "a..b"],
+    ["label over 63", `${"a".repeat(64)}.b`],
+    ["over 253", `${longest}a`],
+    ["leading dot", ".a"],
+    ["trailing dot", "a."],
+    ["label starting with '-'", "-a.b"],
+    ["label ending with '-'", "a-.b"],
+    ["underscore", "a_b"],
+    ["bare wildcard", "*"],
+    ["wildcard without a name", "*."],
+    ["wildcard not leading", "a.*.b"],
+    ["partial wildcard", "a*.b"],
+    ["double wildcard", "*.*.b"],
+    ["space", "bad name"],
+    ["empty", ""],
+  ])("refuse a DNS SAN with %s (%j), naming the rule", (_, dns) => {
+    expect(() => issueCertificate(ca, { role: "server", name: "nats" }, otherKey.publicKeyPem, { dnsNames: [dns] })).toThrow(
+      expect.objectContaining({
+        code: "invalid-san",
+        message: `dnsNames: ${JSON.stringify(dns)} is not a DNS name: use a DNS-1123 subdomain (lowercase letters, digits, '-' and '.'; each dot-separated label 1-63 characters starting and ending with a letter or digit; at most 253 characters), optionally starting with "*." for a wildcard`,
+      }),
+    );
+  });
+
   it("do a mutual TLS handshake with an agent certificate, and the server reads the agent's role", async () => {
     // issued now (the fixtures above are dated T0 and may have expired by the time this runs)
     const liveServer = { certPem: issueCertificate(ca, { role: "server", name: "nats" }, otherKey.publicKeyPem, { dnsNames: ["localhost"] }), keyPem: otherKey.privateKeyPem };

@@ -6,7 +6,7 @@ import forge from "node-forge";
 import { X509Certificate, createPublicKey, randomBytes, sign, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
 import { generateRsaKeyPair, loadPrivateKey, loadPublicKey, MIN_RSA_BITS } from "./keys.js";
-import { assertClusterName, assertPrincipalName, isValidClusterName, PkiError, PRINCIPAL_NAME_RE } from "./names.js";
+import { assertClusterName, assertDnsSan, assertPrincipalName, isValidClusterName, PkiError, PRINCIPAL_NAME_RE } from "./names.js";
 
 const SHA256_WITH_RSA = "1.2.840.113549.1.1.11";
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -196,11 +196,7 @@ function checkIssueOptions(identity: FerryIdentity, opts: IssueOptions): { dnsNa
   for (const ip of ips) {
     if (isIP(ip) === 0) throw new PkiError(`ipAddresses: ${JSON.stringify(ip)} is not an IP address`, "invalid-san");
   }
-  for (const dns of dnsNames) {
-    if (!/^(\*\.)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(dns)) {
-      throw new PkiError(`dnsNames: ${JSON.stringify(dns)} is not a DNS name`, "invalid-san");
-    }
-  }
+  for (const dns of dnsNames) assertDnsSan(dns);
   if (identity.role === "server" && dnsNames.length + ips.length === 0) {
     throw new PkiError("a server certificate needs at least one DNS name or IP address (dnsNames/ipAddresses)", "invalid-san");
   }

@@ -86,6 +86,10 @@ function flatten(schema: z.core.$ZodType, issues: readonly z.core.$ZodIssue[], p
       const option = union?._zod.def.type === "union" ? (union._zod.def as z.core.$ZodUnionDef).options[best] : undefined;
       return flatten(option ?? union ?? schema, issue.errors[best] ?? [], path);
     }
+    if (issue.code === "invalid_key" && issue.issues.length > 0) {
+      // zod says only "Invalid key in record"; the key schema's own message says what is wrong.
+      return [{ path, message: issue.issues.map((i) => i.message).join("; ") }];
+    }
     return [{ path, message: issue.message }];
   });
 }

@@ -40,6 +40,19 @@ describe("names", () => {
     expect(NetworkName.safeParse(name).success).toBe(ok);
   });
 
+  it("bounds a network name: namespace at most 63 characters, name at most 253", () => {
+    const ns = "n".repeat(63);
+    const name = `${"a".repeat(63)}.`.repeat(4).slice(0, 253);
+    expect(NetworkName.safeParse(`${ns}/${name}`).success).toBe(true);
+    expect(NetworkName.safeParse(name).success).toBe(true);
+    for (const bad of [`n${ns}/x`, `${ns}/${name}b`, `${name}b`, "a".repeat(5000)]) {
+      const r = NetworkName.safeParse(bad);
+      expect(r.success, `${bad.length} characters`).toBe(false);
+      expect(r.error?.issues).toHaveLength(1);
+      expect(messageOf(r)).toMatch(/namespace a DNS-1123 label of at most 63 characters, name a DNS-1123 subdomain of at most 253/);
+    }
+  });
+
   it.each([
     ["app", true],
     ["app.kubernetes.io/name", true],

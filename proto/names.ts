@@ -57,14 +57,22 @@ export const MigrationUid = dns1123Label("migration uid");
 /** The pod network, written `pod` in maps and inventories. */
 export const POD_NETWORK = "pod";
 
+/** Longest network name: a 63-character namespace, '/', a 253-character name. */
+export const NETWORK_NAME_MAX = 63 + 1 + SUBDOMAIN_MAX;
+
+const networkError = (issue: { input?: unknown }) =>
+  `network ${quote(issue.input)} must be "pod", "<namespace>/<name>" or "<name>" of a NetworkAttachmentDefinition (namespace a DNS-1123 label of at most 63 characters, name a DNS-1123 subdomain of at most 253)`;
+
 /**
  * A VM network as a network map names it: `pod`, or a NetworkAttachmentDefinition as
  * `<namespace>/<name>`, or `<name>` in the VM's own namespace (Multus' networkName syntax).
  */
-export const NetworkName = z.string().regex(new RegExp(`^(?:${LABEL}/)?${SUBDOMAIN_PART}(?:\\.${SUBDOMAIN_PART})*$`), {
-  error: (issue) =>
-    `network ${quote(issue.input)} must be "pod", "<namespace>/<name>" or "<name>" of a NetworkAttachmentDefinition (namespace a DNS-1123 label, name a DNS-1123 subdomain)`,
-});
+export const NetworkName = z
+  .string()
+  .max(NETWORK_NAME_MAX, { error: networkError, abort: true })
+  .regex(new RegExp(`^(?:${LABEL}/)?${SUBDOMAIN_PART}(?:\\.${SUBDOMAIN_PART})*$`), { error: networkError })
+  // The namespace's 63 is in the regex; the name after '/' has its own bound.
+  .refine((s) => s.length - s.indexOf("/") - 1 <= SUBDOMAIN_MAX, { error: networkError });
 
 const LABEL_KEY = new RegExp(`^(?:${SUBDOMAIN_PART}(?:\\.${SUBDOMAIN_PART})*/)?${QUALIFIED_NAME}$`);
 const LABEL_VALUE = new RegExp(`^${QUALIFIED_NAME}?$`);
@@ -84,4 +92,12 @@ export const LabelKey = z
 export const LabelValue = z.string().regex(LABEL_VALUE, {
   error: (issue) =>
     `label value ${quote(issue.input)} must be empty or at most 63 characters of alphanumerics, '-', '_' and '.', starting and ending alphanumeric`,
+});
+
+/** Labels per object that a message may carry: Kubernetes sets no count, this keeps one VM's record bounded. */
+export const MAX_LABELS = 256;
+
+/** metadata.labels: label keys to label values, at most MAX_LABELS of them. */
+export const Labels = z.record(LabelKey, LabelValue).refine((labels) => Object.keys(labels).length <= MAX_LABELS, {
+  error: (issue) => `at most ${MAX_LABELS} labels, not ${Object.keys(issue.input as object).length}`,
 });

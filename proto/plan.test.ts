@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { formatPath } from "./issues.js";
 import { MigrationPlan, parsePlan, parsePlanObject, TimeZone, windowContains } from "./plan.js";
-import { arbitraryFor, badValuesFor, DELETE, mutate, pathCovers, sitesOf } from "./testing/zod-arbitrary.js";
+import { arbitraryFor, badValuesFor, DELETE, mutate, pathCovers, RenameKey, sitesOf } from "./testing/zod-arbitrary.js";
 
 // Random strings are almost never time zone names; pick real ones.
 const plans = arbitraryFor(MigrationPlan, {
@@ -64,6 +64,35 @@ describe("parsePlan", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("rejects a list one past its maximum or a bad matchLabels key, and names the field", () => {
+    const countAndKey = (plan: unknown) =>
+      sitesOf(MigrationPlan, plan).flatMap((site) =>
+        badValuesFor(site)
+          .filter((bad) => bad instanceof RenameKey || (Array.isArray(bad) && bad.length > 0))
+          .map((bad) => ({ site, bad })),
+      );
+    const mutated = plans.filter((plan) => countAndKey(plan).length > 0).chain((plan) => fc.constantFrom(...countAndKey(plan)).map((m) => ({ plan, ...m })));
+    const seen = { key: 0, list: 0 };
+    fc.assert(
+      fc.property(mutated, ({ plan, site, bad }) => {
+        const path = formatPath(site.path);
+        const result = parsePlanObject(mutate(plan, site.path, bad));
+        expect(result.ok).toBe(false);
+        if (result.ok) return;
+        if (bad instanceof RenameKey) {
+          seen.key++;
+          expect(result.issues).toContainEqual({ path: formatPath([...site.path, bad.to]), message: expect.stringMatching(/^label key .* must be \[prefix\/\]name/) });
+        } else {
+          seen.list++;
+          expect(result.issues).toContainEqual({ path, message: `Too big: expected array to have <=${(bad as unknown[]).length - 1} items` });
+        }
+      }),
+      { numRuns: 150 },
+    );
+    expect(seen.key).toBeGreaterThan(0);
+    expect(seen.list).toBeGreaterThan(0);
   });
 
   it("rejects a missing required field and names it", () => {

@@ -1,6 +1,7 @@
 // Wording shared by every message the core writes for humans (why-waiting texts, errors, events).
 // Times are printed in UTC: the broker, the agents and the admin may sit in different zones, and a
 // plan window names its own zone explicitly.
+import { clipText } from "../../proto/bus/common.js";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] as const;
 
@@ -35,9 +36,9 @@ export function formatSeconds(seconds: number): string {
   return `${Math.round(seconds)} s`;
 }
 
-/** Cuts `text` to `max` characters (records and bus messages bound their free text). */
+/** Cuts `text` to `max` characters (records and bus messages bound their free text); never splits a surrogate pair. */
 export function clip(text: string, max = 4096): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  return clipText(text, max);
 }
 
 export function addSeconds(at: Date, seconds: number): Date {

@@ -5,7 +5,7 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../bus/test-support.js";
-import { BUS_API_VERSION, EVENTS_STREAM, type Event, type MigrationState } from "../../proto/bus/index.js";
+import { BUS_API_VERSION, EVENTS_STREAM, MAX_MESSAGE_BYTES, TEXT_MAX, type Event, type MigrationState } from "../../proto/bus/index.js";
 import { MIGRATION_STATE_TO_PROTO } from "../../proto/convert.js";
 import { Migration } from "../../proto/gen/ferry/v1/migrations.js";
 import { Plan, type WatchPlanResponse } from "../../proto/gen/ferry/v1/plans.js";
@@ -101,6 +101,19 @@ describe("event feed", () => {
     const live = collect("alpha", a1.seq, 2);
     const a3 = await feed.publish(event("alpha", undefined, 3));
     expect((await live).map((e) => e.seq)).toEqual([a2.seq, a3.seq]);
+  });
+
+  it("clips a long event message instead of losing the event, and the stored event fits the event limit", async () => {
+    // Control characters are the dearest on the wire (6 bytes each as JSON); the emoji makes the
+    // cut fall inside a surrogate pair.
+    const message = `${"\u0001".repeat(TEXT_MAX - 2)}😀${"x".repeat(10_000)}`;
+    const { seq } = await feed.publish({ ...event("epsilon", "m1", 1, "Failed"), message });
+    const [stored] = await collect("epsilon", seq - 1, 1);
+    expect(stored!.seq).toBe(seq);
+    expect(stored!.event.message).toBe(`${"\u0001".repeat(TEXT_MAX - 2)}…`);
+    const jsm = await jetstreamManager(broker.runtime.bus.nc);
+    const raw = await jsm.streams.getMessage(EVENTS_STREAM, { seq });
+    expect(raw!.data.length).toBeLessThanOrEqual(MAX_MESSAGE_BYTES.event);
   });
 
   it("refuses a sequence that aged out of the stream or lies beyond it", async () => {

@@ -4,7 +4,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { ensureEventsStream, publishEvent, retryTransient, type Bus } from "../../bus/index.js";
-import { decode, EVENTS_STREAM, eventSubject, planEventsFilter, PLAN_EVENT_TOKEN, type Event } from "../../proto/bus/index.js";
+import { clipText, decode, EVENTS_STREAM, eventSubject, planEventsFilter, PLAN_EVENT_TOKEN, type Event } from "../../proto/bus/index.js";
 import { MESSAGES } from "../../proto/bus/codec.js";
 
 /** `after_seq` is older than the oldest event the stream still holds (or from another stream). */
@@ -58,9 +58,12 @@ export class EventFeed {
     return new EventFeed(bus, log);
   }
 
-  /** Publish an event; a retry with the same `msgId` (default `eventMsgId`) is stored once. */
+  /**
+   * Publish an event; a retry with the same `msgId` (default `eventMsgId`) is stored once. A long
+   * message is clipped (clipText) rather than the event refused.
+   */
   async publish(event: Event, opts: { msgId?: string } = {}): Promise<{ seq: number; duplicate: boolean }> {
-    const ack = await publishEvent(this.bus, eventSubject(event.plan, event.migrationUid), MESSAGES.event, event, { msgId: opts.msgId ?? eventMsgId(event) });
+    const ack = await publishEvent(this.bus, eventSubject(event.plan, event.migrationUid), MESSAGES.event, { ...event, message: clipText(event.message) }, { msgId: opts.msgId ?? eventMsgId(event) });
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 

@@ -9,6 +9,8 @@ export interface Payload {
   /** How it was made (for failure messages). */
   how: string;
   bytes: Uint8Array;
+  /** Replies only: sent with this `Ferry-Error-Code` header (an agent's error reply). */
+  errorCode?: string;
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -86,28 +88,48 @@ function apply(v: Json, m: Mutation): Json {
   return v;
 }
 
-/** Largest limit for which the fuzzer sends oversized messages (bigger ones would exceed the server's max_payload budget of the test). */
-const OVERSIZE_UP_TO = 256 * 1024;
+/**
+ * Limits up to this get oversized messages as one arm of the random mix; larger limits (hello 2 MiB,
+ * status and VM descriptions 4 MiB, inventory and task sets 8 MiB) get OVERSIZED_LARGE of them each,
+ * at fixed places, so the run does not ship gigabytes.
+ */
+const OVERSIZE_MIX_UP_TO = 256 * 1024;
+const OVERSIZED_LARGE = 3;
+
+// Shared by every channel: fast-check builds a reverse map of the whole Unicode range once per
+// "binary" string arbitrary (~2 s), so there must be only one.
+const randomBytes: fc.Arbitrary<Payload> = fc.uint8Array({ maxLength: 256 }).map((b) => ({ how: "random bytes", bytes: b }));
+const randomString: fc.Arbitrary<Payload> = fc.string({ unit: "binary", maxLength: 200 }).map((s) => ({ how: "random string", bytes: enc.encode(s) }));
+
+/** A valid message padded beyond the channel's limit (the unknown key is otherwise stripped). */
+function oversized(ch: Channel, s: Json, extra: number): Payload {
+  return { how: "oversized", bytes: json({ ...(s as { [k: string]: Json }), pad: "p".repeat(ch.maxBytes + extra) }) };
+}
 
 /** Payload generator for one channel, over a pool of valid messages. */
 export function payloadArbitrary(ch: Channel, pool: unknown[]): fc.Arbitrary<Payload> {
-  const sample = fc.constantFrom(...(pool as Json[])).map((s) => structuredClone(s));
+  const index = fc.nat(pool.length - 1);
+  const sample = index.map((i) => structuredClone(pool[i]) as Json);
+  // Sites of each pool message, found once; bad values are computed for the chosen site only.
+  const sites = pool.map((s) => sitesOf(ch.schema, s));
   const arbs: { weight: number; arbitrary: fc.Arbitrary<Payload> }[] = [
     // untouched valid messages
     { weight: 3, arbitrary: sample.map((s) => ({ how: "valid", bytes: json(s) })) },
-    // targeted: a wrong type, bad name or oversize value at a real field, or a required field removed
+    // targeted: a wrong type, bad name, oversize value, over-long array or bad record key at a real
+    // field, or a required field removed
     {
       weight: 3,
-      arbitrary: sample.chain((s) => {
-        const sites = sitesOf(ch.schema, s).flatMap((site) => [
-          ...badValuesFor(site).map((bad) => ({ path: site.path, bad })),
-          ...(site.required ? [{ path: site.path, bad: DELETE as unknown }] : []),
-        ]);
-        if (sites.length === 0) return fc.constant({ how: "valid (no sites)", bytes: json(s) });
-        return fc.constantFrom(...sites).map(({ path, bad }) => ({
-          how: `targeted ${path.join(".")}=${bad === DELETE ? "(deleted)" : JSON.stringify(bad)?.slice(0, 20)}`,
-          bytes: json(mutate(s, path, bad)),
-        }));
+      arbitrary: index.chain((i) => {
+        const s = pool[i] as Json;
+        if (sites[i]!.length === 0) return fc.constant({ how: "valid (no sites)", bytes: json(s) });
+        return fc.constantFrom(...sites[i]!).chain((site) => {
+          const bads: unknown[] = [...badValuesFor(site, { maxArrayBytes: 64 * 1024 }), ...(site.required ? [DELETE] : [])];
+          if (bads.length === 0) return fc.constant({ how: "valid (no bad value)", bytes: json(s) });
+          return fc.constantFrom(...bads).map((bad) => ({
+            how: `targeted ${site.path.join(".")}=${bad === DELETE ? "(deleted)" : JSON.stringify(bad)?.slice(0, 20)}`,
+            bytes: json(mutate(s, site.path, bad)),
+          }));
+        });
       }),
     },
     // blind structural mutations (1–4)
@@ -125,8 +147,8 @@ export function payloadArbitrary(ch: Channel, pool: unknown[]): fc.Arbitrary<Pay
     // random JSON of any shape
     { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v) => ({ how: "random json", bytes: json(v) })) },
     // random bytes and strings (mostly not JSON, sometimes not UTF-8)
-    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 256 }).map((b) => ({ how: "random bytes", bytes: b })) },
-    { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 200 }).map((s) => ({ how: "random string", bytes: enc.encode(s) })) },
+    { weight: 1, arbitrary: randomBytes },
+    { weight: 1, arbitrary: randomString },
     // byte-level damage to a valid message: truncation, flipped byte, invalid UTF-8
     {
       weight: 2,
@@ -141,21 +163,27 @@ export function payloadArbitrary(ch: Channel, pool: unknown[]): fc.Arbitrary<Pay
       }),
     },
   ];
-  if (ch.maxBytes <= OVERSIZE_UP_TO) {
-    // a valid message padded beyond the channel's limit (the unknown key is otherwise stripped)
-    arbs.push({
-      weight: 1,
-      arbitrary: fc.tuple(sample, fc.integer({ min: 1, max: 4 * 1024 })).map(([s, extra]) => ({
-        how: "oversized",
-        bytes: json({ ...(s as { [k: string]: Json }), pad: "p".repeat(ch.maxBytes + extra) }),
-      })),
-    });
+  if (ch.maxBytes <= OVERSIZE_MIX_UP_TO) {
+    arbs.push({ weight: 1, arbitrary: fc.tuple(sample, fc.integer({ min: 1, max: 4 * 1024 })).map(([s, extra]) => oversized(ch, s, extra)) });
   }
-  return fc.oneof(...arbs);
+  const payload = fc.oneof(...arbs);
+  if (ch.kind !== "reply") return payload;
+  // An agent's reply may come as an error reply (header Ferry-Error-Code) with any of these bodies.
+  return fc
+    .tuple(payload, fc.oneof({ weight: 5, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom("NotFound", "Internal", "bad-request", "x") }))
+    .map(([p, code]) => (code === null ? p : { ...p, how: `${p.how} (error header)`, errorCode: code }));
 }
 
+/** `count` payloads for `ch` (seeded); large channels get their few oversized ones in place of random ones. */
 export function generatePayloads(ch: Channel, pool: unknown[], count: number, seed: number): Payload[] {
-  return fc.sample(payloadArbitrary(ch, pool), { numRuns: count, seed });
+  const out = fc.sample(payloadArbitrary(ch, pool), { numRuns: count, seed });
+  if (ch.maxBytes > OVERSIZE_MIX_UP_TO) {
+    for (let k = 0; k < OVERSIZED_LARGE; k++) {
+      const at = Math.floor(((k + 1) * count) / (OVERSIZED_LARGE + 1));
+      out[at] = oversized(ch, pool[k % pool.length] as Json, k + 1);
+    }
+  }
+  return out;
 }
 
 export type Verdict = "accepted" | "oversize" | "not-json" | "invalid" | "rejected";

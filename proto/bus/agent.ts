@@ -1,7 +1,7 @@
 // Messages an agent publishes on ferry.v1.broker.<cluster>.{hello,heartbeat,inventory,status}.
 import { z } from "zod";
 import { AccessMode, KubeVirtString, VolumeMode } from "../kube.js";
-import { ClusterName, LabelKey, LabelValue, MigrationUid, NamespaceName, NetworkName, ObjectName, StorageClassName } from "../names.js";
+import { ClusterName, Labels, MigrationUid, NamespaceName, NetworkName, ObjectName, StorageClassName } from "../names.js";
 import {
   AgentError,
   agentSeqShape,
@@ -119,7 +119,7 @@ export const InventoryVm = z.object({
   name: ObjectName,
   uid: z.string().min(1).max(64),
   /** metadata.labels of the VirtualMachine: plan selectors (labelSelector) match against them. */
-  labels: z.record(LabelKey, LabelValue).optional(),
+  labels: Labels.optional(),
   runStrategy: KubeVirtString,
   printableStatus: KubeVirtString,
   /** Absent when the VM has no VMI. */
@@ -153,8 +153,8 @@ export const KubeVirtInfo = z.object({
     bandwidthPerMigration: Bytes,
     progressTimeout: Seconds,
     completionTimeoutPerGiB: Seconds,
-    /** migrations.network: NAD of the dedicated migration network; absent = pod network. */
-    network: z.string().max(253).optional(),
+    /** migrations.network: NAD of the dedicated migration network (`<name>` or `<namespace>/<name>`, as Multus takes it); absent = pod network. */
+    network: NetworkName.optional(),
   }),
   /** workloadUpdateStrategy.workloadUpdateMethods, e.g. ["LiveMigrate"]. */
   workloadUpdateMethods: z.array(KubeVirtString).max(8),

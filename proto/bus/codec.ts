@@ -29,18 +29,19 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 /**
- * Largest encoded message accepted per kind. Inventory and task sets are the big ones: an inventory
- * takes roughly 0.5–1 KiB per VM, so 8 MiB covers about 8,000 VMs per cluster; a target `prepare`
- * task carries the VM manifest and its Secrets/ConfigMaps.
+ * Largest encoded message accepted per kind. Fixed-size kinds fit their largest valid message
+ * (limits.test.ts: a 4096-character Text can take 24 KiB as JSON). Inventory and task sets are the
+ * big collections: an inventory takes roughly 0.5–1 KiB per VM, so 8 MiB covers about 8,000 VMs per
+ * cluster; a target `prepare` task carries the VM manifest and its Secrets/ConfigMaps.
  */
 export const MAX_MESSAGE_BYTES = {
-  hello: 1 * MiB,
-  heartbeat: 8 * KiB,
+  hello: 2 * MiB,
+  heartbeat: 32 * KiB,
   inventory: 8 * MiB,
   status: 4 * MiB,
   tasks: 8 * MiB,
-  event: 16 * KiB,
-  preflightRequest: 256 * KiB,
+  event: 32 * KiB,
+  preflightRequest: 1 * MiB,
   preflightReply: 1 * MiB,
   inventoryRequest: 4 * KiB,
   inventoryReply: 8 * MiB,

@@ -13,15 +13,32 @@ export function envelope<K extends string>(kind: K) {
   return { apiVersion: z.literal(BUS_API_VERSION), kind: z.literal(kind) };
 }
 
-/** RFC 3339 UTC timestamp with a trailing Z, e.g. "2026-11-21T23:42:00.123Z" (Date#toISOString). */
-export const Time = z.iso.datetime();
+/**
+ * RFC 3339 UTC timestamp with a trailing Z, e.g. "2026-11-21T23:42:00.123Z" (Date#toISOString), at
+ * most nanosecond precision (Go's RFC3339Nano); without the bound any number of digits would pass.
+ */
+export const Time = z.iso.datetime().max(30, { error: "timestamp must have at most 9 fractional digits (e.g. 2026-11-21T23:42:00.123Z)" });
 
 export const Count = z.int().min(0);
 export const Bytes = z.int().min(0);
 export const Seconds = z.int().min(0);
 
-/** Free text for humans (agents truncate longer KubeVirt messages to fit). */
-export const Text = z.string().max(4096);
+export const TEXT_MAX = 4096;
+
+/** Free text for humans (agents truncate longer KubeVirt messages to fit: clipText). */
+export const Text = z.string().max(TEXT_MAX);
+
+/**
+ * Cuts `text` to at most `max` UTF-16 units, ending in "…" when cut, never between the two halves
+ * of a surrogate pair (a lone half would survive JSON as an escape, but is no character).
+ */
+export function clipText(text: string, max = TEXT_MAX): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}…`;
+}
 export const Reason = z.string().max(256);
 
 /** A stable machine-readable code in UpperCamelCase, e.g. "VmNotLiveMigratable". */
@@ -39,19 +56,21 @@ export const PEM_BUNDLE_MAX = 512 * 1024;
 /**
  * A PEM bundle of CA certificates (KubeVirt's kubevirt-ca `ca-bundle`). Only the shape is checked
  * here; pki/ parses it and keeps CA certificates that are currently valid before anything is written.
+ * PEM is ASCII (RFC 7468), so at most 2 bytes per character on the wire (`\n` is escaped).
  */
 export const PemBundle = z
   .string()
-  .max(PEM_BUNDLE_MAX)
+  .max(PEM_BUNDLE_MAX, { error: `must be at most ${PEM_BUNDLE_MAX} characters`, abort: true })
   .regex(/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----/, {
     error: "must contain at least one PEM certificate block (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)",
   })
+  .regex(/^[\x20-\x7e\t\r\n]*$/, { error: "must be ASCII text (PEM): printable characters, tabs and line breaks only" })
   .refine((pem) => !pem.includes("PRIVATE KEY"), {
     error: "must not contain a private key: send only the public CA bundle (ConfigMap kubevirt-ca, key ca-bundle)",
   });
 
 /** "host:port" or "[ipv6]:port", as KubeVirt reports status.synchronizationAddresses. */
-export const SyncAddress = z.string().regex(/^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$/, {
+export const SyncAddress = z.string().max(253 + 6, { error: "synchronization address must be at most 259 characters (a DNS name and a port)", abort: true }).regex(/^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$/, {
   error: (issue) => `synchronization address ${JSON.stringify(issue.input)} must be "host:port" or "[ipv6]:port"`,
 });
 

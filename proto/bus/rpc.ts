@@ -2,7 +2,7 @@
 // broker's reply inbox. Any request may be answered with RpcError instead of its reply.
 import { z } from "zod";
 import { KubeObject, networkMappingShape, storageMappingShape } from "../kube.js";
-import { ClusterName } from "../names.js";
+import { ClusterName, ObjectName } from "../names.js";
 import { envelope, Issue, MacAddress, Text, Time, VmKey, VmRef } from "./common.js";
 import { Inventory } from "./agent.js";
 import { SourceVolume } from "./tasks.js";
@@ -28,7 +28,7 @@ export const SourceFacts = z.object({
   /** Volumes (their DataVolume/PVC names must be free on the target). */
   volumes: z.array(SourceVolume).max(256),
   /** Secrets and ConfigMaps the VM references (their names must be free or ferry's own). */
-  dependencies: z.array(z.object({ kind: z.enum(["Secret", "ConfigMap"]), name: z.string().min(1).max(253) })).max(64),
+  dependencies: z.array(z.object({ kind: z.enum(["Secret", "ConfigMap"]), name: ObjectName })).max(64),
   macAddresses: z.array(MacAddress).max(64),
 });
 

@@ -140,6 +140,10 @@ export interface Site {
   schema: Schema;
   /** Removing the key makes the value invalid. */
   required: boolean;
+  /** The value found there (over-long arrays are made from its elements). */
+  value?: unknown;
+  /** A record key: `path` is the record, `schema` the key schema; bad values rename the key. */
+  key?: string;
 }
 
 function unwrap(schema: Schema): Schema {
@@ -149,7 +153,7 @@ function unwrap(schema: Schema): Schema {
   return schema;
 }
 
-/** Every field and array element of `value`, walking `schema` alongside (unions: the branch that accepts it). */
+/** Every field, array element and record key of `value`, walking `schema` alongside (unions: the branch that accepts it). */
 export function sitesOf(schema: Schema, value: unknown, path: (string | number)[] = []): Site[] {
   const s = unwrap(schema);
   const def = s._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
@@ -163,15 +167,16 @@ export function sitesOf(schema: Schema, value: unknown, path: (string | number)[
       if (v === undefined) return [];
       const kind = field._zod.def.type;
       const required = kind !== "optional" && kind !== "default" && kind !== "prefault";
-      return [{ path: [...path, key], schema: field, required }, ...sitesOf(field, v, [...path, key])];
+      return [{ path: [...path, key], schema: field, required, value: v }, ...sitesOf(field, v, [...path, key])];
     });
   }
   if (def.type === "array" && Array.isArray(value)) {
-    return value.flatMap((v: unknown, i) => [{ path: [...path, i], schema: def.element as Schema, required: false }, ...sitesOf(def.element as Schema, v, [...path, i])]);
+    return value.flatMap((v: unknown, i) => [{ path: [...path, i], schema: def.element as Schema, required: false, value: v }, ...sitesOf(def.element as Schema, v, [...path, i])]);
   }
   if (def.type === "record" && value !== null && typeof value === "object") {
     return Object.entries(value).flatMap(([k, v]) => [
-      { path: [...path, k], schema: def.valueType as Schema, required: false },
+      { path, schema: def.keyType as Schema, required: false, key: k },
+      { path: [...path, k], schema: def.valueType as Schema, required: false, value: v },
       ...sitesOf(def.valueType as Schema, v, [...path, k]),
     ]);
   }
@@ -180,18 +185,66 @@ export function sitesOf(schema: Schema, value: unknown, path: (string | number)[
 
 const WRONG_TYPES: unknown[] = [12345, -1, 1.5, "not-a-valid value!", "", true, null, [], {}];
 
-/** Replacement values `site` rejects: wrong types, bad names, one past a length bound. */
-export function badValuesFor(site: Site): unknown[] {
-  const inner = unwrap(site.schema);
-  const { max } = lengthBounds(inner);
-  const oversize = inner._zod.def.type === "string" ? ["a".repeat(Number.isFinite(max) ? max + 1 : 300)] : [];
-  return [...WRONG_TYPES, ...oversize].filter((v) => !isValid(site.schema, v));
+/** A bad value that renames the record key `from` to `to` (see `mutate`). */
+export class RenameKey {
+  constructor(
+    readonly from: string,
+    readonly to: string,
+  ) {}
+  toJSON(): string {
+    return `(key ${JSON.stringify(this.from)} → ${JSON.stringify(this.to)})`;
+  }
 }
 
-/** Returns a copy of `value` with `path` set to `replacement` (or deleted, if replacement is `DELETE`). */
+export interface BadValueOptions {
+  /** Largest over-long array to build, in JSON bytes (default 256 KiB); longer bounds are left to the message size limit. */
+  maxArrayBytes?: number;
+}
+
+/**
+ * Replacement values `site` rejects: wrong types, bad names, one past a length bound (strings and
+ * arrays), and for record keys a rename to a bad key.
+ */
+export function badValuesFor(site: Site, options: BadValueOptions = {}): unknown[] {
+  const inner = unwrap(site.schema);
+  const { max } = lengthBounds(inner);
+  if (site.key !== undefined) {
+    const keys = ["not-a-valid key!", "", "-x", "a".repeat(Number.isFinite(max) ? max + 1 : 300)];
+    return keys.filter((k) => !isValid(site.schema, k)).map((k) => new RenameKey(site.key!, k));
+  }
+  const type = inner._zod.def.type;
+  const oversize = type === "string" ? ["a".repeat(Number.isFinite(max) ? max + 1 : 300)] : [];
+  // Invalid by construction (one element too many); not parsed here, which would cost a full parse per sample.
+  const overlong = type === "array" ? overlongArray(site.value, max, options) : [];
+  return [...[...WRONG_TYPES, ...oversize].filter((v) => !isValid(site.schema, v)), ...overlong];
+}
+
+/** `max + 1` elements, repeating the valid ones the site holds (none for an empty array: nothing to repeat). */
+function overlongArray(current: unknown, max: number, options: BadValueOptions): unknown[][] {
+  if (!Number.isFinite(max) || !Array.isArray(current) || current.length === 0) return [];
+  const elements: unknown[] = current;
+  const perElement = Math.max(...elements.map((e) => JSON.stringify(e ?? null).length + 1));
+  if (perElement * (max + 1) > (options.maxArrayBytes ?? 256 * 1024)) return [];
+  // Shared references: `mutate` copies the whole value, and JSON does not care.
+  return [Array.from({ length: max + 1 }, (_, i) => elements[i % elements.length])];
+}
+
+/**
+ * Returns a copy of `value` with `path` set to `replacement`, or deleted (replacement `DELETE`), or,
+ * for a `RenameKey`, with that key of the record at `path` renamed.
+ */
 export const DELETE = Symbol("delete");
 export function mutate(value: unknown, path: (string | number)[], replacement: unknown): unknown {
   const copy = structuredClone(value);
+  if (replacement instanceof RenameKey) {
+    let record: unknown = copy;
+    for (const key of path) record = (record as Record<string | number, unknown>)[key];
+    const r = record as Record<string, unknown>;
+    const v = r[replacement.from];
+    delete r[replacement.from];
+    r[replacement.to] = v;
+    return copy;
+  }
   let parent: unknown = copy;
   for (const key of path.slice(0, -1)) parent = (parent as Record<string | number, unknown>)[key];
   const last = path[path.length - 1];
