@@ -21,6 +21,12 @@ export class CliError extends Error {
   }
 }
 
+/** --debug, or FERRY_DEBUG set to anything but "" or "0": print stack traces of unexpected errors. */
+export function debugRequested(env: NodeJS.ProcessEnv, flag: boolean | undefined): boolean {
+  const v = env["FERRY_DEBUG"];
+  return flag === true || (v !== undefined && v !== "" && v !== "0");
+}
+
 export function usageError(message: string): CliError {
   return new CliError(message, EXIT_USAGE);
 }

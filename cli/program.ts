@@ -112,6 +112,7 @@ export function buildProgram(io: Io): { program: Command; close: () => void } {
     .option("--ca <file>", "ferry CA certificate; overrides caFile")
     .option("--cert <file>", "admin client certificate; overrides certFile")
     .option("--key <file>", "admin client key; overrides keyFile")
+    .option("--debug", "print the stack trace of an unexpected error (also FERRY_DEBUG=1)")
     .showSuggestionAfterError(true)
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride()

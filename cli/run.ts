@@ -2,7 +2,7 @@
 // line, plus violations), 2 usage. In-process callable with any Io (tests); main.ts binds it to the process.
 import { CommanderError } from "commander";
 import { BrokerCallError } from "./broker.js";
-import { CliError, EXIT_ERROR, EXIT_OK, EXIT_USAGE } from "./errors.js";
+import { CliError, debugRequested, EXIT_ERROR, EXIT_OK, EXIT_USAGE } from "./errors.js";
 import { buildProgram, type Io } from "./program.js";
 
 /** Runs ferryctl with `argv` (without node and script); resolves with the exit code. */
@@ -25,7 +25,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
       for (const line of err.lines) io.stderr.write(`  ${line}\n`);
       return err.exitCode;
     }
-    io.stderr.write(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    // Not a failure ferryctl knows how to explain: one line, the stack only on request.
+    const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+    if (debugRequested(io.env, program.opts<{ debug?: boolean }>().debug)) {
+      io.stderr.write(`error: ${message}\n${e instanceof Error ? e.stack : ""}\n`);
+    } else {
+      io.stderr.write(`error: ${message} (unexpected; rerun with --debug or FERRY_DEBUG=1 for the stack trace)\n`);
+    }
     return EXIT_ERROR;
   } finally {
     close();

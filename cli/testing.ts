@@ -48,6 +48,48 @@ export function ferryctl(args: string[], opts: { config?: string; env?: Record<s
   });
 }
 
+export interface FerryctlProcess {
+  /** Resolves with the first stdout line matching `re`; rejects if ferryctl exits first. */
+  line(re: RegExp): Promise<string>;
+  /** Resolves when ferryctl exits. */
+  done: Promise<RunResult>;
+}
+
+/** `ferryctl args…` still running (e.g. `plan watch`), whose stdout lines can be awaited as they come. */
+export function ferryctlProcess(args: string[], opts: { cwd?: string } = {}): FerryctlProcess {
+  const child = spawn(process.execPath, [FERRYCTL, ...args], { cwd: opts.cwd ?? process.cwd(), stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  const waiting: { re: RegExp; resolve: (l: string) => void }[] = [];
+  const scan = () => {
+    for (const w of [...waiting]) {
+      const hit = stdout.split("\n").find((l) => w.re.test(l));
+      if (hit !== undefined) {
+        waiting.splice(waiting.indexOf(w), 1);
+        w.resolve(hit);
+      }
+    }
+  };
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+    scan();
+  });
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<RunResult>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+  return {
+    done,
+    line: (re) =>
+      new Promise<string>((resolve, reject) => {
+        waiting.push({ re, resolve });
+        scan();
+        void done.then((r) => reject(new Error(`ferryctl ${args.join(" ")} exited ${r.code} before a line matching ${re}:\n${r.stdout}${r.stderr}`)), reject);
+      }),
+  };
+}
+
 /**
  * Writes an admin certificate + key and a ferryctl.yaml naming `brokers` into `dir`; returns the
  * config path. `extra` is merged into the config document.

@@ -1,5 +1,6 @@
 // `npm run demo` end to end: real broker, agents, NATS and simulated clusters; every migration of the
-// three plans (cross-cluster live, same-cluster storage, evacuation) must succeed within its bound.
+// three plans (cross-cluster live, same-cluster storage, evacuation) must succeed within its bound,
+// and the output must have shown each VM's progress while it moved.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,5 +26,21 @@ describe("npm run demo", () => {
     expect(stdout).toMatch(/east\/vms\/web-1 +Succeeded +→ west:vms\/web-1/);
     expect(stdout).toMatch(/east\/vms\/web-3 +Succeeded/);
     expect(stdout).toMatch(/kubectl --kubeconfig \S+\/kubeconfig-west get vm,vmim -A/);
+
+    // Live progress while each stage ran (not only the summary): every VM was shown Migrating — by
+    // KubeVirt's decentralized migration, or the storage migration within east — before it Succeeded.
+    const section = (from: string, to: string) => stdout.slice(stdout.indexOf(from), stdout.indexOf(to));
+    const stage1 = section("\n== east → west", "\n== evacuate north");
+    const stage2 = section("\n== evacuate north", "\n== summary");
+    const live = (text: string, vm: string, migrating: RegExp) => {
+      const lines = text.split("\n");
+      const first = lines.findIndex((l) => migrating.test(l));
+      const done = lines.findIndex((l) => new RegExp(`^ {2}\\w+/${vm} {2}Succeeded `).test(l));
+      expect(first, `no live line for ${vm} in:\n${text}`).toBeGreaterThanOrEqual(0);
+      expect(done, `no Succeeded line for ${vm} in:\n${text}`).toBeGreaterThan(first);
+    };
+    for (const vm of ["web-1", "web-2", "db-1"]) live(stage1, `vms/${vm}`, new RegExp(`^ {2}east/vms/${vm} {2}Migrating {2}→ west:vms/${vm} {2}KubeVirt is migrating: `));
+    live(stage1, "vms/web-3", /^ {2}east\/vms\/web-3 {2}Migrating {2}→ east:vms\/web-3 {2}storage live migration on east: /);
+    for (const vm of ["north-app-1", "north-app-2"]) live(stage2, `vms/${vm}`, new RegExp(`^ {2}north/vms/${vm} {2}Migrating {2}→ (east|west):vms/${vm} {2}KubeVirt is migrating: `));
   }, 170_000);
 });

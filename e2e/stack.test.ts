@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { call } from "../broker/testing.js";
 import { ClusterState } from "../proto/gen/ferry/v1/clusters.js";
+import { kubectl } from "../scripts/kubectl.js";
 import { REPO, startStack, type Stack } from "../stack/stack.js";
 
-// The sim runs in this process: kubectl must run asynchronously (a sync exec would block the API servers).
 const exec = promisify(execFile);
 
 describe("startStack", () => {
@@ -30,10 +30,10 @@ describe("startStack", () => {
 
   it("writes a kubeconfig per cluster that kubectl uses", async () => {
     for (const c of ["east", "west"]) {
-      const { stdout } = await exec("kubectl", ["--kubeconfig", stack.kubeconfig(c), "get", "nodes", "-o", "name"]);
+      const { stdout } = await kubectl(stack.kubeconfig(c), ["get", "nodes", "-o", "name"]);
       expect(stdout.trim().split("\n")).toEqual([`node/${c}-node-1`, `node/${c}-node-2`, `node/${c}-node-3`]);
     }
-    const { stdout } = await exec("kubectl", ["--kubeconfig", stack.kubeconfig("east"), "get", "vm", "-n", "vms", "-o", "jsonpath={.items[*].metadata.name}"]);
+    const { stdout } = await kubectl(stack.kubeconfig("east"), ["get", "vm", "-n", "vms", "-o", "jsonpath={.items[*].metadata.name}"]);
     expect(stdout.split(" ").sort()).toEqual(["db-1", "web-1", "web-2", "web-3", "web-4"]);
   });
 
@@ -58,7 +58,7 @@ describe("startStack", () => {
     expect([...stack.agents.keys()].sort()).toEqual(["east", "west"]);
     expect([...stack.agents.values()].every((a) => a.running)).toBe(true);
     // The agent keeps its issued credentials in its own cluster, so a restart needs no token.
-    const { stdout } = await exec("kubectl", ["--kubeconfig", stack.kubeconfig("east"), "get", "secret", "-n", "ferry-system", "-o", "name"]);
+    const { stdout } = await kubectl(stack.kubeconfig("east"), ["get", "secret", "-n", "ferry-system", "-o", "name"]);
     expect(stdout).toMatch(/secret\/ferry-agent-credentials/);
   });
 

@@ -1,222 +1,73 @@
-// `npm run demo [-- --keep] [--dir .ferry-demo] [--time-scale 20] [--timeout 110]`
+// `npm run demo [-- --keep] [--dir .ferry-demo] [--time-scale 20] [--timeout 110] [--verbose]`
 //
-// Starts the stack with three clusters seeded with running VMs, applies two plans at once — three
-// VMs east → west (decentralized live migration) and one VM within east onto another storage class
-// (storage live migration) — then evacuates north (the broker places its VMs), showing live
-// per-VM progress. Prints a summary with durations and the kubectl commands to look at the
-// result. Exit 0 only if every migration succeeded; bounded by --timeout so CI can run it.
-import { spawnSync } from "node:child_process";
-import { join, relative } from "node:path";
+// The entry: options, --help and usage errors (answered before the stack's modules load), then
+// stack/demo-run.ts; every failure ends as one line on stderr (the details with --verbose or
+// FERRY_DEBUG=1).
 import { parseArgs } from "node:util";
-import type { Metadata } from "@grpc/grpc-js";
-import { CustomObjectsApi } from "@kubernetes/client-node";
-import { pino } from "pino";
-import { call } from "../broker/testing.js";
-import { readStatusDetails } from "../proto/grpc-status.js";
-import { MigrationState, type Migration } from "../proto/gen/ferry/v1/migrations.js";
-import { kubeConfig } from "../sim/testing.js";
-import { plainKey, progressRow } from "../cli/watch.js";
-import { durationOf, formatDuration, migrationLine, planPhaseName, ProgressBoard, stateName } from "./progress.js";
-import { REPO, startStack, type Stack } from "./stack.js";
+import { debugRequested } from "../cli/errors.js";
 
-const CLUSTERS = ["east", "west", "north"];
+const USAGE = `usage: npm run demo [-- options]
 
-/** The demo's plans: applied together in the first stage, evacuation in the second. */
-export function demoPlans(): { stage1: Record<string, string>; stage2: Record<string, string> } {
-  return {
-    stage1: {
-      "demo-cross": `apiVersion: ferry.dev/v1alpha1
-kind: MigrationPlan
-metadata: {name: demo-cross}
-spec:
-  source: {cluster: east}
-  vms:
-    - {namespace: vms, name: web-1}
-    - {namespace: vms, name: web-2}
-    - {namespace: vms, name: db-1}
-  target: {cluster: west}
-  limits: {maxInFlight: 3}
-`,
-      "demo-storage": `apiVersion: ferry.dev/v1alpha1
-kind: MigrationPlan
-metadata: {name: demo-storage}
-spec:
-  source: {cluster: east}
-  vms:
-    - {namespace: vms, name: web-3}
-  target: {cluster: east}
-  storageMap:
-    - {source: standard, target: fast}
-`,
-    },
-    stage2: {
-      "demo-evacuate": `apiVersion: ferry.dev/v1alpha1
-kind: MigrationPlan
-metadata: {name: demo-evacuate}
-spec:
-  source: {cluster: north}
-  selector: {allVMs: true}
-  target: {evacuate: true}
-`,
-    },
-  };
-}
+Starts nats-server, a broker, three simulated clusters (east, west, north) with running VMs and
+one agent each; moves three VMs east → west (live) and one within east (storage class standard →
+fast), then evacuates north, with live progress and a summary. Exit 0 iff every migration succeeded.
 
-function ensureNatsServer(): void {
-  const r = spawnSync("bash", [join(REPO, "scripts/ensure-nats-server.sh")], { stdio: "inherit" });
-  if (r.status !== 0) throw new Error("nats-server is not installed and scripts/ensure-nats-server.sh could not install it");
-}
+  --keep              leave the stack running afterwards (Ctrl-C stops it)
+  --dir <dir>         kubeconfigs, ferryctl.yaml, certificates, logs (default .ferry-demo)
+  --time-scale <x>    simulated seconds per real second (default 20)
+  --timeout <s>       give up and exit 1 after this many seconds (default 110)
+  --verbose           the stack's logs on stderr, and the details of a failure
+  -h, --help          this text`;
 
-async function waitVmsRunning(stack: Stack, deadline: number): Promise<void> {
-  for (const c of stack.clusters) {
-    const api = kubeConfig(stack.world.cluster(c).kubeconfig).makeApiClient(CustomObjectsApi);
-    for (;;) {
-      const list = (await api.listClusterCustomObject({ group: "kubevirt.io", version: "v1", plural: "virtualmachines" })) as { items: { status?: { printableStatus?: string } }[] };
-      if (list.items.every((vm) => vm.status?.printableStatus === "Running")) break;
-      if (Date.now() > deadline) throw new Error(`VMs of ${c} not Running in time`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
+/** Set once the options are read: failures then show their details. */
+let verbose = false;
 
-function describeGrpcError(e: unknown): string {
-  const err = e as { code?: number; details?: string; message?: string; metadata?: Metadata };
-  const details = readStatusDetails(err.metadata);
-  return `${err.details ?? err.message ?? String(e)}${details.length ? `\n${JSON.stringify(details, null, 2)}` : ""}`;
+function usageError(message: string): number {
+  process.stderr.write(`demo: ${message}; see npm run demo -- --help\n`);
+  return 2;
 }
 
 async function main(): Promise<number> {
-  const { values: v } = parseArgs({
-    options: {
-      keep: { type: "boolean", default: false },
-      dir: { type: "string", default: ".ferry-demo" },
-      "time-scale": { type: "string", default: "20" },
-      timeout: { type: "string", default: "110" },
-      verbose: { type: "boolean", default: false },
-    },
-  });
-  const timeScale = Number(v["time-scale"]);
-  const timeoutMs = Number(v.timeout) * 1000;
-  if (!(timeScale > 0) || !(timeoutMs > 0)) {
-    process.stderr.write("demo: --time-scale and --timeout must be positive numbers\n");
-    return 2;
-  }
-  const out = (line = "") => process.stdout.write(`${line}\n`);
-  const t0 = Date.now();
-  const deadline = t0 + timeoutMs;
-  ensureNatsServer();
-
-  const log = pino({ level: v.verbose ? "info" : "warn", base: undefined }, pino.destination(2));
-  out(`ferry demo: starting nats-server, the broker, clusters ${CLUSTERS.join(", ")} (simulated, time ×${timeScale}) and their agents…`);
-  const stack = await startStack({ clusters: CLUSTERS, dir: v.dir, scenario: "demo", timeScale, log });
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  let board: ProgressBoard | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  let v;
   try {
-    out(`stack up in ${formatDuration(Date.now() - t0)}; waiting for the seeded VMs to run`);
-    await waitVmsRunning(stack, deadline);
-
-    const tty = process.stdout.isTTY;
-    let drawn = 0;
-    let stagePlans: string[] = [];
-    const seen = new Map<string, string>();
-    const draw = () => {
-      if (!board) return;
-      const lines = board.lines(stagePlans);
-      if (tty) {
-        if (drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
-        for (const l of lines) out(l);
-        drawn = lines.length;
-      }
-    };
-    // Non-TTY (CI): a line per change worth one (state, note, every 10 % of the bytes: ferryctl's rule).
-    board = new ProgressBoard(({ migration }) => {
-      if (tty || !migration) return;
-      const key = plainKey(progressRow(migration));
-      if (seen.get(migration.name) === key) return;
-      seen.set(migration.name, key);
-      out(`  ${migrationLine(migration)}`);
-    });
-    if (tty) timer = setInterval(draw, 250);
-
-    const plans = demoPlans();
-    const runStage = async (title: string, docs: Record<string, string>): Promise<void> => {
-      out(`\n== ${title}`);
-      stagePlans = Object.keys(docs);
-      const admin = await stack.leaderClients();
-      for (const [name, text] of Object.entries(docs)) {
-        try {
-          await call(admin.plans, "createPlan", { document: { $case: "text", value: text }, dryRun: false });
-        } catch (e) {
-          throw new Error(`CreatePlan ${name} failed: ${describeGrpcError(e)}`, { cause: e });
-        }
-        board!.follow(admin.plans, name);
-      }
-      const names = Object.keys(docs);
-      while (!board!.done(names)) {
-        if (interrupted) throw new Error("interrupted");
-        if (Date.now() > deadline) throw new Error(`timed out after ${formatDuration(Date.now() - t0)} (--timeout ${v.timeout})`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      draw();
-      drawn = 0;
-    };
-    let failure: Error | undefined;
-    try {
-      await runStage("east → west (live, 3 VMs) and east → east (storage class standard → fast, 1 VM), at once", plans.stage1);
-      await runStage("evacuate north (the broker places each VM)", plans.stage2);
-    } catch (e) {
-      failure = e as Error;
-    }
-    if (timer) clearInterval(timer);
-    board.close();
-
-    // Summary.
-    out("\n== summary");
-    for (const [name, p] of board.plans) {
-      const d = p.startTime && p.finishTime ? formatDuration(p.finishTime.getTime() - p.startTime.getTime()) : "-";
-      out(`plan ${name.padEnd(16)} ${planPhaseName(p.phase).padEnd(16)} ${d.padStart(8)}   ${p.counters?.succeeded ?? 0}/${p.counters?.total ?? 0} succeeded`);
-    }
-    const migrations: Migration[] = [...board.migrations.values()].sort((a, b) => a.name.localeCompare(b.name));
-    for (const m of migrations) {
-      const d = durationOf(m);
-      out(`  ${(d === undefined ? "-" : formatDuration(d)).padStart(8)}  ${migrationLine(m)}`);
-    }
-    const failed = migrations.filter((m) => m.state !== MigrationState.SUCCEEDED);
-    const rel = relative(process.cwd(), stack.dir);
-    const d = rel.startsWith("..") || rel === "" ? stack.dir : rel;
-    out(`\nlook at the result${v.keep ? "" : " (after the run, with --keep)"}:`);
-    for (const c of CLUSTERS) out(`  kubectl --kubeconfig ${d}/kubeconfig-${c} get vm,vmim -A`);
-    out(`  npx ferryctl --config ${d}/ferryctl.yaml plan list`);
-    out(`\ntotal ${formatDuration(Date.now() - t0)}`);
-    if (failure) out(`demo FAILED: ${failure.message}`);
-    else if (failed.length) out(`demo FAILED: ${failed.length} migration(s) did not succeed: ${failed.map((m) => `${m.name} (${stateName(m.state)})`).join(", ")}`);
-    else out(`demo OK: ${migrations.length} migrations succeeded`);
-    const code = failure || failed.length > 0 || migrations.length === 0 ? 1 : 0;
-    if (v.keep && !interrupted) {
-      out("\nthe stack keeps running (--keep); Ctrl-C stops it");
-      await new Promise<void>((r) => {
-        process.once("SIGINT", () => r());
-        process.once("SIGTERM", () => r());
-      });
-    }
-    return code;
-  } finally {
-    if (timer) clearInterval(timer);
-    board?.close();
-    await stack.stop();
+    v = parseArgs({
+      options: {
+        keep: { type: "boolean", default: false },
+        dir: { type: "string", default: ".ferry-demo" },
+        "time-scale": { type: "string", default: "20" },
+        timeout: { type: "string", default: "110" },
+        verbose: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }).values;
+  } catch (e) {
+    // parseArgs' first sentence ("Unknown option '--x'"); the rest is advice about dashes and positionals.
+    return usageError((e as Error).message.split("\n")[0]!.split(". ")[0]!.replace(/\.$/, ""));
   }
+  if (v.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  verbose = v.verbose;
+  const timeScale = Number(v["time-scale"]);
+  if (!(timeScale > 0)) return usageError(`--time-scale must be a positive number, not ${v["time-scale"]}`);
+  if (!(Number(v.timeout) > 0)) return usageError(`--timeout must be a positive number of seconds, not ${v.timeout}`);
+  const { runDemo } = await import("./demo-run.js");
+  return runDemo({ keep: v.keep, dir: v.dir, timeScale, timeout: v.timeout, verbose: v.verbose });
 }
 
 main().then(
   (code) => process.exit(code),
   (e: unknown) => {
-    process.stderr.write(`demo: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    // One line; what is behind it (log tails, the stack) only on request.
+    const details = verbose || debugRequested(process.env, false);
+    if (e instanceof Error && e.name === "DemoError") {
+      const detail = (e as Error & { detail?: string }).detail;
+      process.stderr.write(`demo: ${e.message}\n${details && detail ? `${detail}\n` : ""}`);
+    } else {
+      const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+      process.stderr.write(details ? `demo: ${message}\n${e instanceof Error ? e.stack : ""}\n` : `demo: ${message} (rerun with --verbose for the details)\n`);
+    }
     process.exit(1);
   },
 );

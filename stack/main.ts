@@ -3,8 +3,8 @@
 // stdout, logs to stderr, and on SIGINT/SIGTERM stops everything and exits 0.
 import { parseArgs } from "node:util";
 import { relative } from "node:path";
-import { pino } from "pino";
-import { startStack, type Stack } from "./stack.js";
+import { debugRequested } from "../cli/errors.js";
+import type { Stack } from "./stack.js";
 
 const USAGE = `usage: npm run ferry -- up [options]
 
@@ -58,6 +58,8 @@ async function main(): Promise<void> {
   const timeScale = Number(v["time-scale"]);
   if (!(timeScale > 0)) usage(`--time-scale must be a positive number, not ${v["time-scale"]}`);
 
+  // Loaded only now, so that --help and usage errors answer at once.
+  const [{ pino }, { startFailure, startStack }] = await Promise.all([import("pino"), import("./stack.js")]);
   const log = pino({ level: v["log-level"], base: undefined }, pino.destination(2));
   let stack: Stack | undefined;
   let stopping = false;
@@ -79,7 +81,9 @@ async function main(): Promise<void> {
   try {
     stack = await startStack({ clusters, dir: v.dir, scenario: v.scenario, brokers, timeScale, log });
   } catch (e) {
-    log.fatal({ err: e instanceof Error ? e.message : String(e) }, "the stack did not start");
+    // A line for the person at the terminal (not a JSON log line); the whole error on request.
+    const f = startFailure(e, v.dir, "rerun with FERRY_DEBUG=1 for the whole error");
+    process.stderr.write(`ferry: ${f.line}\n${debugRequested(process.env, false) ? `${f.detail}\n` : ""}`);
     process.exit(1);
   }
   if (stopping) return;

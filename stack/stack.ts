@@ -305,6 +305,19 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   }
 }
 
+/**
+ * A start-up failure for a person: one line, the first line of the error (which names the piece)
+ * plus where to look, and the whole error (log tails, stack) to print only on request.
+ */
+export function startFailure(e: unknown, dir: string, howToSeeMore: string): { line: string; detail: string } {
+  const message = e instanceof Error ? e.message : String(e);
+  const first = message.split("\n")[0]!.replace(/:\s*$/, "");
+  return {
+    line: `the stack did not start: ${first}; ${howToSeeMore}, and see the process logs in ${join(resolve(dir), "logs")}`,
+    detail: e instanceof Error ? (e.stack ?? message) : message,
+  };
+}
+
 function resolveScenario(s: StackOptions["scenario"], clusters: string[]): ScenarioInput | "default" | "empty" {
   if (s === undefined || s === "base") return baseScenario();
   if (s === "demo") return demoScenario(clusters);
