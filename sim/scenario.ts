@@ -69,6 +69,8 @@ export const KubeVirtSpec = z.strictObject({
   /** NAD name for migration traffic (spec.configuration.migrations.network). */
   migrationNetwork: z.string().optional(),
   synchronizationPort: z.union([z.string(), z.number().int()]).transform(String).optional(),
+  /** spec.certificateRotateStrategy, e.g. {selfSigned: {ca: {duration: "20m"}}} (default: KubeVirt's 7-day CA). */
+  certificateRotateStrategy: z.record(z.string(), z.unknown()).optional(),
   /** Extra spec.configuration fields, merged last. */
   configuration: z.record(z.string(), z.unknown()).optional(),
 });
@@ -303,7 +305,7 @@ export function buildObjects(clusterName: string, clusterIndex: number, spec: Cl
     add(R.KubeVirt, {
       metadata: { name: kv.name, namespace: kv.namespace },
       spec: {
-        certificateRotateStrategy: {},
+        certificateRotateStrategy: kv.certificateRotateStrategy ?? {},
         configuration: {
           developerConfiguration: { featureGates: kv.featureGates },
           vmRolloutStrategy: kv.vmRolloutStrategy,

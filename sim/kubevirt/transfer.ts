@@ -76,6 +76,8 @@ export class Transfer {
   private memPasses = 0;
   private resolveDone!: (r: TransferResult) => void;
   readonly done: Promise<TransferResult>;
+  /** The failure notice to the peer (FIN), so the link is not closed under it. */
+  private finSent: Promise<void> = Promise.resolve();
   private simNow = 0;
 
   constructor(
@@ -87,6 +89,11 @@ export class Transfer {
     this.pass = { size: p.memoryBytes, sent: 0, dirtied: 0 };
     this.lastTick = Date.now();
     this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  /** Resolves once the copy ended and the peer was told how (or telling it failed): then the link may close. */
+  get settled(): Promise<void> {
+    return this.done.then(() => this.finSent);
   }
 
   /** Data size in GB as getVMIMigrationDataSize computes it (ScaledValue(Giga), rounded up). */
@@ -251,7 +258,7 @@ export class Transfer {
     clearTimeout(this.timer);
     this.state = r.ok ? "completed" : "failed";
     if (!r.ok) this.cause = r.cause;
-    if (!r.ok) void this.link.finish(false, r.reason).catch(() => undefined);
+    if (!r.ok) this.finSent = this.link.finish(false, r.reason).catch(() => undefined);
     this.resolveDone(r);
   }
 }
