@@ -26,7 +26,8 @@ export const resourceTypes: readonly ResourceType[] = [
   { group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease", namespaced: true, statusSubresource: false },
   { group: "kubevirt.io", version: "v1", kind: "KubeVirt", plural: "kubevirts", singular: "kubevirt", namespaced: true, statusSubresource: true, shortNames: ["kv", "kvs"], categories: ["all"] },
   { group: "kubevirt.io", version: "v1", kind: "VirtualMachine", plural: "virtualmachines", singular: "virtualmachine", namespaced: true, statusSubresource: true, shortNames: ["vm", "vms"], categories: ["all"] },
-  { group: "kubevirt.io", version: "v1", kind: "VirtualMachineInstance", plural: "virtualmachineinstances", singular: "virtualmachineinstance", namespaced: true, statusSubresource: true, shortNames: ["vmi", "vmis"], categories: ["all"] },
+  // KubeVirt's VMI CRD has no subresources (virt-operator crds.go NewVirtualMachineInstanceCrd): .status is written through the object itself.
+  { group: "kubevirt.io", version: "v1", kind: "VirtualMachineInstance", plural: "virtualmachineinstances", singular: "virtualmachineinstance", namespaced: true, statusSubresource: false, shortNames: ["vmi", "vmis"], categories: ["all"] },
   { group: "kubevirt.io", version: "v1", kind: "VirtualMachineInstanceMigration", plural: "virtualmachineinstancemigrations", singular: "virtualmachineinstancemigration", namespaced: true, statusSubresource: true, shortNames: ["vmim", "vmims"], categories: ["all"] },
   { group: "cdi.kubevirt.io", version: "v1beta1", kind: "DataVolume", plural: "datavolumes", singular: "datavolume", namespaced: true, statusSubresource: true, shortNames: ["dv", "dvs"], categories: ["all"] },
 ];

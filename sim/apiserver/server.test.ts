@@ -214,6 +214,32 @@ describe("simulated API server over HTTPS with client-node", () => {
     expect(noStatus.code).toBe(404);
   });
 
+  it("writes a VMI's .status through the object itself: KubeVirt's VMI CRD has no status subresource", async () => {
+    const ns = await freshNamespace();
+    const VMI = { group: "kubevirt.io", version: "v1", plural: "virtualmachineinstances" };
+    const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+    const body = { apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", metadata: { name: "i" }, spec: { domain: { devices: {} } }, status: { phase: "Pending" } };
+    const created = await co.createNamespacedCustomObject({ ...VMI, namespace: ns, body });
+    expect(created.status).toEqual({ phase: "Pending" });
+    expect(created.metadata.generation).toBe(1);
+    const patched = await co.patchNamespacedCustomObject({ ...VMI, namespace: ns, name: "i", body: { status: { phase: "Running" } } }, merge);
+    expect(patched.status.phase).toBe("Running");
+    // as kube's CRD strategy: without a status subresource every change but metadata bumps the generation
+    expect(patched.metadata.generation).toBe(2);
+    const replaced = await co.replaceNamespacedCustomObject({ ...VMI, namespace: ns, name: "i", body: { ...patched, status: { phase: "Succeeded" } } });
+    expect(replaced.status.phase).toBe("Succeeded");
+    for (const call of [
+      () => co.getNamespacedCustomObjectStatus({ ...VMI, namespace: ns, name: "i" }),
+      () => co.patchNamespacedCustomObjectStatus({ ...VMI, namespace: ns, name: "i", body: { status: { phase: "Failed" } } }, merge),
+      () => co.replaceNamespacedCustomObjectStatus({ ...VMI, namespace: ns, name: "i", body: replaced }),
+    ]) {
+      expect((await expectApiError(call)).code).toBe(404);
+    }
+    const resources = (await co.getAPIResources({ group: "kubevirt.io", version: "v1" })).resources.map((r) => r.name);
+    expect(resources).toContain("virtualmachines/status");
+    expect(resources).not.toContain("virtualmachineinstances/status");
+  });
+
   it("filters by label and field selectors and pages with limit/continue", async () => {
     const ns = await freshNamespace();
     for (const [name, labels] of [["a", { tier: "web", env: "prod" }], ["b", { tier: "db", env: "prod" }], ["c", { tier: "web" }]] as const) {

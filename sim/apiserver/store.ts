@@ -5,6 +5,7 @@
 // behave as in Kubernetes; admission hooks let KubeVirt/CDI webhooks mutate and validate.
 import { randomUUID } from "node:crypto";
 import { ApiError, alreadyExists, conflict, gone, invalid, notFound } from "./errors.js";
+import { kindInfo } from "./kinds.js";
 import { type ResourceType, apiVersionOf, R } from "./resources.js";
 import { fieldValue, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 
@@ -126,6 +127,23 @@ function specPart(o: KObject): string {
   return JSON.stringify(rest);
 }
 
+/** Everything but metadata: what bumps the generation of a custom resource without a status subresource. */
+function nonMetaPart(o: KObject): string {
+  const { metadata: _m, ...rest } = o;
+  return JSON.stringify(rest);
+}
+
+/** Kinds with metadata.generation: those with a status subresource and every custom resource (as the CRD strategy). */
+function hasGeneration(rt: ResourceType): boolean {
+  return rt.statusSubresource || !kindInfo(rt).builtin;
+}
+
+/** Whether an update bumps metadata.generation (kube's CRD strategy: without a status subresource, status counts too). */
+function generationChanged(rt: ResourceType, obj: KObject, old: KObject): boolean {
+  if (!hasGeneration(rt)) return false;
+  return rt.statusSubresource ? specPart(obj) !== specPart(old) : nonMetaPart(obj) !== nonMetaPart(old);
+}
+
 export class Store {
   private rv = 1;
   private readonly objects = new Map<string, Map<string, KObject>>();
@@ -233,7 +251,7 @@ export class Store {
     }
     meta.uid = randomUUID();
     meta.creationTimestamp = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-    if (rt.statusSubresource) meta.generation = 1;
+    if (hasGeneration(rt)) meta.generation = 1;
     delete meta.deletionTimestamp;
     this.admit({ operation: "CREATE", rt, object: obj, internal: !!opts.internal });
     if (opts.dryRun) return clone(obj);
@@ -286,7 +304,7 @@ export class Store {
         }
       }
     }
-    if (rt.statusSubresource && specPart(obj) !== specPart(old)) obj.metadata.generation = (old.metadata.generation ?? 1) + 1;
+    if (generationChanged(rt, obj, old)) obj.metadata.generation = (old.metadata.generation ?? 1) + 1;
     this.admit({ operation: "UPDATE", rt, object: obj, oldObject: clone(old), subresource: opts.subresource, internal: !!opts.internal });
     if (opts.dryRun) return clone(obj);
     // A no-op write does not bump resourceVersion or emit an event, as kube-apiserver.
