@@ -232,7 +232,7 @@ describe("decentralized live migration between two simulated clusters", () => {
     await waitFor("source VM Stopped", async () => (await a.k.get("VirtualMachine", "src", "vm1"))?.status?.printableStatus === "Stopped");
   });
 
-  it("stalled and broken sync connections stop the copy; it resumes when traffic flows again", async () => {
+  it("a stalled sync connection holds the copy; it resumes when traffic flows again", async () => {
     const { a, b } = await twoClusters({ migrations: HOLD });
     await sourceVM(a);
     await exchangeCAs(a, b);
@@ -247,9 +247,55 @@ describe("decentralized live migration between two simulated clusters", () => {
     expect((await metric(b, "target"))!.receivedBytes).toBe(before);
     await b.kv.stallSync(false);
     await waitFor("flowing again", async () => (await metric(b, "target"))!.receivedBytes! > before);
-    await b.kv.breakSyncConnections();
     await a.kv.setDirtyRate("src", "vm1", 1024 * 1024);
     await waitFor("target VMIM Succeeded", async () => (await phase(b, "dst", "tgt")) === "Succeeded", 20_000);
+  });
+
+  it("broken sync connections are dialled again and the copy goes on over the new connection", async () => {
+    const { a, b } = await twoClusters({ migrations: HOLD });
+    await sourceVM(a);
+    await exchangeCAs(a, b);
+    await receiverVM(b);
+    await a.kv.setDirtyRate("src", "vm1", "no-converge"); // in flight until released below
+    const addr = await createPair(a, b);
+    await waitFor("copy running", async () => ((await metric(b, "target"))?.receivedBytes ?? 0) > 0);
+    const first = (await metric(a, "source"))!;
+    expect(first).toMatchObject({ dataConnections: 1, dataAddress: addr });
+    await a.kv.breakSyncConnections();
+    const cutAt = (await metric(b, "target"))!.receivedBytes!;
+    // the source dials the same address again and data arrives over the new connection
+    await waitFor("reconnected", async () => ((await metric(a, "source"))?.dataConnections ?? 0) >= 2);
+    await waitFor("data after the cut", async () => (await metric(b, "target"))!.receivedBytes! > cutAt);
+    expect((await metric(a, "source"))!.dataAddress).toBe(addr);
+    await a.kv.setDirtyRate("src", "vm1", 1024 * 1024);
+    await waitFor("target VMIM Succeeded", async () => (await phase(b, "dst", "tgt")) === "Succeeded", 20_000);
+    expect((await metric(b, "target"))!.receivedBytes).toBeGreaterThanOrEqual(4 * GiB + 8 * GiB);
+  });
+
+  it("a sync-controller leader change on the target mid-copy: the new address reaches the source and the copy follows it", async () => {
+    const { a, b } = await twoClusters({ migrations: HOLD });
+    await sourceVM(a);
+    await exchangeCAs(a, b);
+    await receiverVM(b);
+    await a.kv.setDirtyRate("src", "vm1", "no-converge"); // in flight until released below
+    const src = await a.k.phases(VMIM, "src", "src");
+    const old = await createPair(a, b);
+    await waitFor("copy running", async () => ((await metric(b, "target"))?.receivedBytes ?? 0) > 0);
+    await b.kv.moveSyncAddress();
+    const moved = await syncAddress(b);
+    expect(moved).not.toBe(old);
+    // the target's sync controller pushes its new address to the source, which records it on its VMI
+    await waitFor("source VMI knows the new address", async () => (await a.k.get("VirtualMachineInstance", "src", "vm1"))?.status?.migrationState?.targetState?.syncAddress === moved);
+    const at = (await metric(b, "target"))!.receivedBytes!;
+    await waitFor("copy follows the new address", async () => (await metric(a, "source"))?.dataAddress === moved);
+    await waitFor("data over the new address", async () => (await metric(b, "target"))!.receivedBytes! > at);
+    expect((await metric(a, "source"))!.dataConnections).toBeGreaterThanOrEqual(2);
+    await a.kv.setDirtyRate("src", "vm1", 1024 * 1024);
+    await waitFor("target VMIM Succeeded", async () => (await phase(b, "dst", "tgt")) === "Succeeded", 20_000);
+    await waitFor("source VMIM Succeeded", () => src.phases.includes("Succeeded"), 20_000);
+    src.stop();
+    expect(src.phases).not.toContain("Failed");
+    expect((await metric(b, "target"))!.receivedBytes).toBeGreaterThanOrEqual(4 * GiB + 8 * GiB);
   });
 
   it("queues decentralized target migrations beyond parallelMigrationsPerCluster on the target", async () => {

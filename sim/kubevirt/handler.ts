@@ -273,6 +273,7 @@ export class MigrationHandler {
       decentralized,
       migrationID,
       transfer,
+      link,
       receivedBytes: 0,
       receivedRealBytes: 0,
       node: vmi.status?.nodeName,

@@ -17,6 +17,8 @@ export interface DataLink {
   /** Tells the peer the copy finished (resolves on ack) or failed. */
   finish(ok: boolean, reason?: string): Promise<void>;
   close(): void;
+  /** Connections the link opened so far and the peer address it sends to (TLS links only). */
+  stats?(): { connections: number; address?: string };
 }
 
 export interface TransferParams {
