@@ -135,8 +135,9 @@ describe("local live migration", () => {
   });
 
   it("fails a migration that exceeds completionTimeoutPerGiB", async () => {
-    const c = (tc = await startTestCluster({ kubevirt: { migrations: { completionTimeoutPerGiB: 2, bandwidthPerMigration: "64Mi" } } }));
-    await runningVM(c, "vm1", "4Gi"); // 4.3 GB → 5 × 2 s allowed, the copy needs ~64 s
+    // 4.3 GB → 5 × 2 s allowed; the copy needs ~4100 s (4 s real here, longer than the 1 s real a copy always gets)
+    const c = (tc = await startTestCluster({ kubevirt: { migrations: { completionTimeoutPerGiB: 2, bandwidthPerMigration: "1Mi" } } }));
+    await runningVM(c, "vm1", "4Gi");
     await migrate(c, "vm1");
     await waitFor("Failed", async () => (await phase(c, "mig-vm1")) === "Failed");
     expect((await c.kv.migrations())[0]?.abortCause).toBe("completionTimeout");

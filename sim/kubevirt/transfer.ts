@@ -54,7 +54,8 @@ export interface TransferStats {
 const WINDOW = 2;
 /**
  * Real network latency (TLS handshakes, a busy event loop) is many simulated seconds at a high time
- * scale; "no progress" must also have lasted this long in real time before the copy is aborted.
+ * scale; "no progress" must also have lasted this long in real time before the copy is aborted, and
+ * a copy must have run this long in real time before it can exceed its completion timeout.
  */
 const MIN_REAL_STALL_MS = 1_000;
 
@@ -66,6 +67,7 @@ export class Transfer {
   private inflight = 0;
   private sending = 0;
   private lastTick: number;
+  private readonly startReal = Date.now();
   private lastProgress = 0;
   private lastProgressReal = Date.now();
   private watermark = Infinity;
@@ -181,7 +183,7 @@ export class Transfer {
       this.finish({ ok: false, reason: "Live migration has been aborted", cause: "progressTimeout" });
       return;
     }
-    if (this.acceptableCompletionS > 0 && this.simNow > this.acceptableCompletionS) {
+    if (this.acceptableCompletionS > 0 && this.simNow > this.acceptableCompletionS && nowReal - this.startReal >= MIN_REAL_STALL_MS) {
       this.finish({ ok: false, reason: "Live migration has been aborted", cause: "completionTimeout" });
       return;
     }
