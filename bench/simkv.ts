@@ -1,8 +1,10 @@
 // The simulated KubeVirt under load, driven over HTTPS like the tests: how long a decentralized
 // migration of a big VM takes against a small one at a high time scale (the fixed cost of TLS
-// dials, phases and status round trips against the copy itself).
+// dials, phases and status round trips against the copy itself), and how fast tens of clusters
+// with hundreds of VMs come up in one process against one cluster with the same VMs each.
 import { performance } from "node:perf_hooks";
-import type { KubeClient } from "../sim/testing.js";
+import { KubeClient, eventually } from "../sim/testing.js";
+import { startWorld } from "../sim/world.js";
 import { type TestCluster, startTestWorld, vmSpec, waitFor } from "../sim/kubevirt/testing.js";
 import { type Bench, type Reporter, type Throughput, stats } from "./lib.js";
 
@@ -85,10 +87,54 @@ async function migrationSizes(opts: { quick: boolean }, out: Reporter): Promise<
   }
 }
 
+/** Real ms from starting a world of `clusters` × `vms` seeded VMs until every VM lists as Running over HTTPS. */
+async function fleetUp(clusters: number, vms: number): Promise<number> {
+  const t0 = performance.now();
+  const names = Array.from({ length: clusters }, (_, i) => `k${i}`);
+  const world = await startWorld({
+    clusters: names,
+    timeScale: 1000,
+    scenario: {
+      defaults: {
+        namespaces: ["default", "vms"],
+        nodes: [{ count: 4, memory: "256Gi" }],
+        storageClasses: [{ name: "standard", default: true, provisioner: "rbd.csi.sim.ferry.dev" }],
+        kubevirt: {},
+        vms: [{ name: "vm", namespace: "vms", count: vms, memory: "1Gi", disks: [{ name: "root", size: "2Gi" }] }],
+      },
+    },
+  });
+  try {
+    const ks = names.map((n) => KubeClient.fromYaml(world.cluster(n).kubeconfig));
+    const running = async (k: KubeClient) => (await k.list("VirtualMachine", "vms")).filter((v) => v.status?.printableStatus === "Running").length;
+    await eventually(async () => (await Promise.all(ks.map(running))).every((n) => n === vms), 120_000, `${clusters * vms} VMs Running`);
+    return performance.now() - t0;
+  } finally {
+    await world.stop();
+  }
+}
+
+async function fleetScale(opts: { quick: boolean }, out: Reporter): Promise<void> {
+  const [clusters, vms] = opts.quick ? [10, 20] : [20, 30];
+  const rounds = opts.quick ? 1 : 3;
+  const one: number[] = [];
+  const many: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    one.push(await fleetUp(1, vms));
+    many.push(await fleetUp(clusters, vms));
+  }
+  const tp = (xs: number[], n: number): Throughput => ({ ops: n * xs.length, ms: xs.reduce((s, x) => s + x, 0), rate: (n * 1000) / stats(xs).p50 });
+  out.section(`VMs (with DataVolume and PVC) seeded until all list Running over HTTPS, time scale 1000 (median of ${rounds})`);
+  const base = tp(one, vms);
+  out.baseline(`1 cluster × ${vms} VMs`, base, "VM/s");
+  out.measured(`${clusters} clusters × ${vms} VMs (${clusters * vms}) in one process`, tp(many, clusters * vms), base, "VM/s");
+}
+
 export const simkvBench: Bench = {
   name: "simkv",
-  what: "simulated KubeVirt over HTTPS: a 16 GiB vs a 1 GiB decentralized migration",
+  what: "simulated KubeVirt over HTTPS: a 16 GiB vs a 1 GiB decentralized migration; tens of clusters with hundreds of VMs vs one",
   async run(opts, out) {
     await migrationSizes(opts, out);
+    await fleetScale(opts, out);
   },
 };
