@@ -329,6 +329,7 @@ export function buildObjects(clusterName: string, clusterIndex: number, spec: Cl
   for (const [i, o] of (spec.objects ?? []).entries()) {
     const rt = resourceTypes.find((t) => t.kind === o.kind && (t.group ? `${t.group}/${t.version}` : t.version) === o.apiVersion);
     if (!rt) throw new Error(`objects[${i}]: kind ${o.apiVersion} ${o.kind} is not served by the simulated API server`);
+    if (rt.readOnly) throw new Error(`objects[${i}]: kind ${o.apiVersion} ${o.kind} is served read-only (the KubeVirt simulation owns them); seed VMs instead`);
     if (rt.namespaced) need(o.metadata.namespace ?? "default");
     add(rt, { ...o, metadata: { ...o.metadata, ...(rt.namespaced ? { namespace: o.metadata.namespace ?? "default" } : {}) } } as NewObject);
   }

@@ -249,7 +249,8 @@ export class Store {
       obj.spec = { finalizers: ["kubernetes"], ...obj.spec };
       obj.status = { phase: "Active" };
     }
-    meta.uid = randomUUID();
+    // controllers mirroring state they own (virt-launcher pods) keep its UID
+    meta.uid = opts.internal && meta.uid ? meta.uid : randomUUID();
     meta.creationTimestamp = new Date().toISOString().replace(/\.\d+Z$/, "Z");
     if (hasGeneration(rt)) meta.generation = 1;
     delete meta.deletionTimestamp;
@@ -415,7 +416,8 @@ export class Store {
     return (o) =>
       (!ns || o.metadata.namespace === ns) &&
       labels((k) => o.metadata.labels?.[k]) &&
-      fields((path) => fieldValue(o, path) ?? (path === "metadata.namespace" ? "" : undefined));
+      // an unset selectable field reads as "" (kube's selectable fields are plain strings)
+      fields((path) => fieldValue(o, path) ?? "");
   }
 
   private emit(e: StoreEvent): void {

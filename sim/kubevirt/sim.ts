@@ -146,7 +146,7 @@ export class KubeVirtSim {
     this.clock = cluster.clock;
     this.ns = cluster.kubevirtNamespace;
     this.timings = { ...DefaultTimings, ...opts.timings };
-    this.pods = new PodRuntime(this.store, this.clock, this.timings, opts.podIPPrefix ?? hashPrefix(cluster.name));
+    this.pods = new PodRuntime(this.store, this.clock, this.timings, opts.podIPPrefix ?? hashPrefix(cluster.name), `quay.io/kubevirt/virt-launcher:${opts.version ?? KUBEVIRT_VERSION_DEFAULT}`);
   }
 
   get version(): string {
