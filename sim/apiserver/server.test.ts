@@ -295,6 +295,49 @@ describe("simulated API server over HTTPS with client-node", () => {
     expect(gone.code).toBe(404);
   });
 
+  it("deletes with Foreground propagation: the owner waits, marked foregroundDeletion, until its dependents are gone", async () => {
+    const ns = await freshNamespace();
+    const owner = await co.createNamespacedCustomObject({ ...VM, namespace: ns, body: vm("fg") });
+    const ref = [{ apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", name: "fg", uid: owner.metadata.uid, controller: true, blockOwnerDeletion: true }];
+    // the dependent has a finalizer of its own, so it (and with it the owner) stays until that is removed
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "fg-dep", ownerReferences: ref, finalizers: ["ferry.dev/hold"] } } });
+    const answered = await co.deleteNamespacedCustomObject({ ...VM, namespace: ns, name: "fg", propagationPolicy: "Foreground" });
+    expect(answered.metadata.deletionTimestamp).toBeTruthy();
+    expect(answered.metadata.finalizers).toContain("foregroundDeletion");
+    const dep = await eventually(async () => {
+      const d = await core.readNamespacedConfigMap({ name: "fg-dep", namespace: ns });
+      return d.metadata?.deletionTimestamp ? d : undefined;
+    }, 5000, "the garbage collector deleting the dependent");
+    expect(dep!.metadata?.finalizers).toEqual(["ferry.dev/hold"]);
+    await new Promise((r) => setTimeout(r, 100));
+    const waiting = await co.getNamespacedCustomObject({ ...VM, namespace: ns, name: "fg" });
+    expect(waiting.metadata.finalizers).toEqual(["foregroundDeletion"]);
+    await core.patchNamespacedConfigMap({ name: "fg-dep", namespace: ns, body: { metadata: { finalizers: null } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await eventually(async () => (await expectApiError(() => co.getNamespacedCustomObject({ ...VM, namespace: ns, name: "fg" }))).code === 404, 5000, "owner deleted after its dependent");
+    expect((await expectApiError(() => core.readNamespacedConfigMap({ name: "fg-dep", namespace: ns }))).code).toBe(404);
+  });
+
+  it("deletes with Orphan propagation (DeleteOptions body): the owner goes, dependents stay without the owner reference", async () => {
+    const ns = await freshNamespace();
+    const owner = await co.createNamespacedCustomObject({ ...VM, namespace: ns, body: vm("or") });
+    const other = await co.createNamespacedCustomObject({ ...VM, namespace: ns, body: vm("or-other") });
+    const ref = (o: { metadata: { name: string; uid: string } }) => ({ apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", name: o.metadata.name, uid: o.metadata.uid });
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "only", ownerReferences: [ref(owner)] } } });
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "shared", ownerReferences: [ref(owner), ref(other)] } } });
+    const answered = await co.deleteNamespacedCustomObject({ ...VM, namespace: ns, name: "or", body: { propagationPolicy: "Orphan" } });
+    expect(answered.metadata.finalizers).toContain("orphan");
+    await eventually(async () => (await expectApiError(() => co.getNamespacedCustomObject({ ...VM, namespace: ns, name: "or" }))).code === 404, 5000, "owner deleted");
+    const only = await core.readNamespacedConfigMap({ name: "only", namespace: ns });
+    expect(only.metadata?.ownerReferences).toBeUndefined();
+    expect(only.metadata?.deletionTimestamp).toBeUndefined();
+    const shared = await core.readNamespacedConfigMap({ name: "shared", namespace: ns });
+    expect(shared.metadata?.ownerReferences?.map((r) => r.name)).toEqual(["or-other"]);
+    // with no propagation policy a custom resource's dependents are collected (Background)
+    await co.deleteNamespacedCustomObject({ ...VM, namespace: ns, name: "or-other" });
+    await eventually(async () => (await expectApiError(() => core.readNamespacedConfigMap({ name: "shared", namespace: ns }))).code === 404, 5000, "shared dependent collected");
+    expect((await core.readNamespacedConfigMap({ name: "only", namespace: ns })).metadata?.name).toBe("only");
+  });
+
   it("refuses requests without the cluster's bearer token (401 Status)", async () => {
     const cfg = world.cluster("a").kubeconfig.replace(world.cluster("a").token, "wrong-token");
     const bad = kubeConfig(cfg).makeApiClient(CoreV1Api);
