@@ -135,9 +135,12 @@ describe("local live migration", () => {
   });
 
   it("fails a migration that exceeds completionTimeoutPerGiB", async () => {
-    // 4.3 GB → 5 × 2 s allowed; the copy needs ~4100 s (4 s real here, longer than the 1 s real a copy always gets)
-    const c = (tc = await startTestCluster({ kubevirt: { migrations: { completionTimeoutPerGiB: 2, bandwidthPerMigration: "1Mi" } } }));
+    // 4.3 GB → 5 × 2 s allowed; the copy needs ~4100 s (4 s real here, longer than the 1 s real a copy
+    // always gets). The guest dirties less than the link carries, so the copy keeps progressing and only
+    // the completion timeout can end it.
+    const c = (tc = await startTestCluster({ kubevirt: { migrations: { completionTimeoutPerGiB: 2, bandwidthPerMigration: "1Mi", progressTimeout: 100_000 } } }));
     await runningVM(c, "vm1", "4Gi");
+    await c.kv.setDirtyRate("default", "vm1", 64 * 1024);
     await migrate(c, "vm1");
     await waitFor("Failed", async () => (await phase(c, "mig-vm1")) === "Failed");
     expect((await c.kv.migrations())[0]?.abortCause).toBe("completionTimeout");
