@@ -7,8 +7,9 @@ import { controllerBench } from "./controller.js";
 import { Reporter, type Bench } from "./lib.js";
 import { schedulerBench } from "./scheduler.js";
 import { simBench } from "./sim.js";
+import { simkvBench } from "./simkv.js";
 
-export const BENCHES: Bench[] = [schedulerBench, codecBench, busBench, simBench, controllerBench];
+export const BENCHES: Bench[] = [schedulerBench, codecBench, busBench, simBench, simkvBench, controllerBench];
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({ options: { quick: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } }, allowPositionals: true });

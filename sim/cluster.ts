@@ -2,6 +2,7 @@
 // controllers acting on it, and the handles fault injection reaches.
 import { Store } from "./apiserver/store.js";
 import type { SimClock } from "./clock.js";
+import type { MigrationMetric } from "./kubevirt/metrics.js";
 
 /** A control loop of the simulated control plane (virt-controller, CDI, ...). */
 export interface Controller {
@@ -9,7 +10,7 @@ export interface Controller {
   stop(): void | Promise<void>;
 }
 
-/** KubeVirt-level faults the control API can inject (implemented in `kubevirt/`). */
+/** KubeVirt-level faults the control API can inject, and what it can observe (implemented in `kubevirt/`). */
 export interface KubeVirtFaults {
   /** Rotate this cluster's KubeVirt CA now (new CA key pair; the bundle keeps the old CA for the overlap). */
   rotateCA(): Promise<void>;
@@ -23,6 +24,10 @@ export interface KubeVirtFaults {
   setDirtyRate(namespace: string, vmi: string, rate: number | "no-converge"): void;
   /** Delete a VMI as if its virt-launcher pod vanished (mid-migration if one is running). */
   killVMI(namespace: string, vmi: string): void;
+  /** Migration progress as virt-handler exports it (plus the sim's own counters). */
+  migrationMetrics(): MigrationMetric[];
+  /** The same in Prometheus text format. */
+  renderMetrics(): string;
 }
 
 export interface ClusterOptions {

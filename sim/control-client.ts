@@ -8,8 +8,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ErrorFault, FaultRule, LatencyFault, RequestCounts, RequestLogEntry, Verb } from "./faults.js";
+import type { MigrationMetric } from "./kubevirt/metrics.js";
 
 export type { ErrorFault, FaultRule, LatencyFault, RequestCounts, RequestLogEntry, Verb } from "./faults.js";
+export type { MigrationMetric } from "./kubevirt/metrics.js";
 
 export interface ClusterMetrics {
   /** verb → resource ("configmaps", "virtualmachines/status", "" for discovery) → count, since start. */
@@ -120,10 +122,14 @@ export class SimControlClient {
     return this.call("GET", `${this.c(cluster)}/metrics`);
   }
 
-  /** KubeVirt-level faults (KubeVirtFaults in sim/cluster.ts). 501 when the cluster has none. */
+  /** KubeVirt-level faults and migration metrics (KubeVirtFaults in sim/cluster.ts). 501 when the cluster has none. */
   kubevirt(cluster: string) {
     const post = (action: string, body: unknown = {}) => this.call<{ ok: true }>("POST", `${this.c(cluster)}/kubevirt/${action}`, body).then(() => undefined);
     return {
+      /** Per migration with virt-handler state on this cluster: progress (source) or bytes received (decentralized target). */
+      migrations: async () => (await this.call<{ migrations: MigrationMetric[] }>("GET", `${this.c(cluster)}/kubevirt/migrations`)).migrations,
+      /** The same as virt-handler's Prometheus text (kubevirt_vmi_migration_*). */
+      metricsText: async () => (await this.call<{ text: string }>("GET", `${this.c(cluster)}/kubevirt/metrics`)).text,
       rotateCA: () => post("rotate-ca"),
       moveSyncAddress: () => post("move-sync-address"),
       breakSyncConnections: () => post("break-sync-connections"),

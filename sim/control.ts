@@ -172,15 +172,22 @@ export class ControlServer {
       t.cluster.store.compactHistory();
       return [200, { dropped: t.api.dropWatches(), resourceVersion: t.cluster.store.resourceVersion }];
     }
+    if (at("GET", "kubevirt", "migrations")) return [200, { migrations: this.kubevirtOf(t).migrationMetrics() }];
+    if (at("GET", "kubevirt", "metrics")) return [200, { text: this.kubevirtOf(t).renderMetrics() }];
     if (method === "POST" && rest.length === 2 && rest[0] === "kubevirt") return this.kubevirt(t, rest[1]!, body);
     throw new HttpFail(404, `no route ${method} ${url.pathname}`);
+  }
+
+  private kubevirtOf(t: ControlTarget) {
+    const kv = t.cluster.kubevirt;
+    if (!kv) throw new HttpFail(501, `cluster ${t.name} has no simulated KubeVirt fault hooks (cluster.kubevirt is not set: the KubeVirt simulator is not installed on this cluster)`);
+    return kv;
   }
 
   private async kubevirt(t: ControlTarget, action: string, body: unknown): Promise<[number, unknown]> {
     const actions = ["rotate-ca", "move-sync-address", "break-sync-connections", "stall-sync", "dirty-rate", "kill-vmi"];
     if (!actions.includes(action)) throw new HttpFail(404, `unknown KubeVirt fault "${action}" (one of ${actions.join(", ")})`);
-    const kv = t.cluster.kubevirt;
-    if (!kv) throw new HttpFail(501, `cluster ${t.name} has no simulated KubeVirt fault hooks (cluster.kubevirt is not set: the KubeVirt simulator is not installed on this cluster)`);
+    const kv = this.kubevirtOf(t);
     switch (action) {
       case "rotate-ca":
         parse(Empty, body);

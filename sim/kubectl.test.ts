@@ -19,10 +19,14 @@ interface Run {
 }
 
 function kubectl(...args: string[]): Promise<Run> {
+  return kubectlAt(kubeconfig, ...args);
+}
+
+function kubectlAt(config: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       "kubectl",
-      ["--kubeconfig", kubeconfig, "--cache-dir", join(tmp, "cache"), ...args],
+      ["--kubeconfig", config, "--cache-dir", join(tmp, "cache"), ...args],
       { env: { ...process.env, HOME: tmp, KUBECONFIG: "" }, timeout: 20_000 },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
@@ -30,7 +34,11 @@ function kubectl(...args: string[]): Promise<Run> {
 }
 
 async function ok(...args: string[]): Promise<string> {
-  const r = await kubectl(...args);
+  return okAt(kubeconfig, ...args);
+}
+
+async function okAt(config: string, ...args: string[]): Promise<string> {
+  const r = await kubectlAt(config, ...args);
   if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
   expect(r.stderr).toBe("");
   return r.stdout;
@@ -117,6 +125,9 @@ describe("kubectl against the simulated API server", () => {
     expect(row("virtualmachineinstancemigrations")?.[1]).toBe("vmim,vmims");
     expect(row("datavolumes")?.slice(1)).toEqual(["dv,dvs", "cdi.kubevirt.io/v1beta1", "true", "DataVolume"]);
     expect(row("nodes")?.slice(1)).toEqual(["no", "v1", "false", "Node"]);
+    expect(row("pods")?.slice(1)).toEqual(["po", "v1", "true", "Pod"]);
+    const wide = table(await ok("api-resources", "-o", "wide"));
+    expect(wide.find((r) => r[0] === "pods")?.[5]).toBe("get,list,watch");
 
     const vms = table(await ok("get", "vm", "-A"));
     expect(vms[0]).toEqual(["NAMESPACE", "NAME", "AGE", "STATUS", "READY"]);
@@ -169,6 +180,18 @@ describe("kubectl against the simulated API server", () => {
     expect(table(await ok("get", "events", "-n", "vms"))[1]).toEqual([expect.any(String), "Normal", "SuccessfulCreate", "virtualmachine/web", event.message]);
     await ok("create", "configmap", "described", "-n", "vms", "--from-literal=k=v");
     expect(await ok("describe", "cm", "described", "-n", "vms")).toMatch(/^k:\n----\nv$/m);
+  });
+
+  it("describes a node; pods are served read-only (none here: no KubeVirt simulation runs launchers)", async () => {
+    const d = await ok("describe", "node", "a-node-1");
+    expect(d).toMatch(/^Name:\s+a-node-1$/m);
+    expect(d).toMatch(/^Non-terminated Pods:\s+\(0 in total\)$/m);
+    expect(d).toMatch(/^Allocatable:\n\s+cpu:\s+16$/m);
+    const none = await kubectl("get", "pods", "-A");
+    expect([none.code, none.stdout, none.stderr.trim()]).toEqual([0, "", "No resources found"]);
+    const del = await kubectl("delete", "pod", "virt-launcher-x", "-n", "vms");
+    expect(del.code).not.toBe(0);
+    expect(del.stderr).toContain("serves pods read-only");
   });
 
   it("applies (client-side and --server-side), patches, labels and deletes", async () => {
@@ -253,5 +276,41 @@ describe("kubectl against the simulated API server", () => {
     );
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("error: You must be logged in to the server");
+  });
+});
+
+describe("kubectl against a cluster with the KubeVirt simulation running", () => {
+  let kv: World;
+  let cfg: string;
+  beforeAll(async () => {
+    kv = await startWorld({
+      clusters: ["kv"],
+      timeScale: 1000,
+      dir: join(tmp, "sim-kv"),
+      scenario: { clusters: { kv: { namespaces: ["default", "vms"], nodes: [{ count: 2 }], storageClasses: [{ name: "standard", default: true }], kubevirt: {}, vms: [{ name: "web", namespace: "vms", memory: "2Gi" }] } } },
+    });
+    cfg = kv.cluster("kv").kubeconfigPath!;
+  });
+  afterAll(async () => {
+    await kv.stop();
+  });
+
+  it("lists the running VM's virt-launcher pod and describes its node with it", async () => {
+    await eventually(async () => (await okAt(cfg, "get", "vmi", "web", "-n", "vms", "-o", "jsonpath={.status.phase}")) === "Running", 15_000, "VMI Running");
+    const node = await okAt(cfg, "get", "vmi", "web", "-n", "vms", "-o", "jsonpath={.status.nodeName}");
+    const pods = table(await okAt(cfg, "get", "pods", "-n", "vms", "-o", "wide", "-l", "kubevirt.io=virt-launcher,vm.kubevirt.io/name=web"));
+    expect(pods[0]).toEqual(["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
+    expect(pods).toHaveLength(2);
+    const [name, ready, status, restarts, , ip, podNode] = pods[1]!;
+    expect([ready, status, restarts, podNode]).toEqual(["1/1", "Running", "0", node]);
+    expect(name).toMatch(/^virt-launcher-web-[a-z0-9]{5}$/);
+    // the pod's IP is the one the VMI reports
+    expect(ip).toBe(await okAt(cfg, "get", "vmi", "web", "-n", "vms", "-o", "jsonpath={.status.interfaces[0].ipAddress}"));
+    const d = await okAt(cfg, "describe", "node", node);
+    expect(d).toMatch(/^Non-terminated Pods:\s+\(1 in total\)$/m);
+    expect(d).toMatch(new RegExp(`^\\s+vms\\s+${name}\\s+100m \\(0%\\)\\s+0 \\(0%\\)\\s+2248Mi \\(1%\\)`, "m"));
+    const pod = await okAt(cfg, "describe", "pod", name!, "-n", "vms");
+    expect(pod).toMatch(/^Controlled By:\s+VirtualMachineInstance\/web$/m);
+    expect(pod).toMatch(/^Node:\s+[^/]+\/10\./m);
   });
 });

@@ -93,8 +93,11 @@ describe("scenario", () => {
     const east = kinds(buildObjects("east", 0, clusterSpec(s, "east")));
     expect(east).toEqual(expect.arrayContaining(["Namespace bulk", "Namespace extra", "Node east-node-2", "VirtualMachine bulk/load-3", "ConfigMap extra/cfg"]));
     expect(east.filter((k) => k.startsWith("VirtualMachine"))).toHaveLength(3);
+    expect(() => buildObjects("x", 0, parseScenario({ defaults: { objects: [{ apiVersion: "v1", kind: "Service", metadata: { name: "p" } }] } }).defaults!)).toThrow(
+      /objects\[0\]: kind v1 Service is not served/,
+    );
     expect(() => buildObjects("x", 0, parseScenario({ defaults: { objects: [{ apiVersion: "v1", kind: "Pod", metadata: { name: "p" } }] } }).defaults!)).toThrow(
-      /objects\[0\]: kind v1 Pod is not served/,
+      /objects\[0\]: kind v1 Pod is served read-only/,
     );
   });
 });

@@ -69,6 +69,8 @@ export const KubeVirtSpec = z.strictObject({
   /** NAD name for migration traffic (spec.configuration.migrations.network). */
   migrationNetwork: z.string().optional(),
   synchronizationPort: z.union([z.string(), z.number().int()]).transform(String).optional(),
+  /** spec.certificateRotateStrategy, e.g. {selfSigned: {ca: {duration: "20m"}}} (default: KubeVirt's 7-day CA). */
+  certificateRotateStrategy: z.record(z.string(), z.unknown()).optional(),
   /** Extra spec.configuration fields, merged last. */
   configuration: z.record(z.string(), z.unknown()).optional(),
 });
@@ -303,7 +305,7 @@ export function buildObjects(clusterName: string, clusterIndex: number, spec: Cl
     add(R.KubeVirt, {
       metadata: { name: kv.name, namespace: kv.namespace },
       spec: {
-        certificateRotateStrategy: {},
+        certificateRotateStrategy: kv.certificateRotateStrategy ?? {},
         configuration: {
           developerConfiguration: { featureGates: kv.featureGates },
           vmRolloutStrategy: kv.vmRolloutStrategy,
@@ -327,6 +329,7 @@ export function buildObjects(clusterName: string, clusterIndex: number, spec: Cl
   for (const [i, o] of (spec.objects ?? []).entries()) {
     const rt = resourceTypes.find((t) => t.kind === o.kind && (t.group ? `${t.group}/${t.version}` : t.version) === o.apiVersion);
     if (!rt) throw new Error(`objects[${i}]: kind ${o.apiVersion} ${o.kind} is not served by the simulated API server`);
+    if (rt.readOnly) throw new Error(`objects[${i}]: kind ${o.apiVersion} ${o.kind} is served read-only (the KubeVirt simulation owns them); seed VMs instead`);
     if (rt.namespaced) need(o.metadata.namespace ?? "default");
     add(rt, { ...o, metadata: { ...o.metadata, ...(rt.namespaced ? { namespace: o.metadata.namespace ?? "default" } : {}) } } as NewObject);
   }

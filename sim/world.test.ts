@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { SimControlClient } from "./control-client.js";
-import { eventually, kubeConfig } from "./testing.js";
+import { KubeClient, eventually, kubeConfig } from "./testing.js";
 import { type SimManifest, clusterNames, startWorld } from "./world.js";
 
 describe("world", () => {
@@ -46,6 +46,37 @@ describe("world", () => {
       await world.stop();
     }
     expect(existsSync(join(dir, "sim.json"))).toBe(true);
+  });
+
+  it("runs the default scenario's VMs with KubeVirt on: db-1 with its multus NIC and 50Gi data volume, web-1, web-2", async () => {
+    const world = await startWorld({ timeScale: 1000 });
+    try {
+      const k = KubeClient.fromYaml(world.cluster("a").kubeconfig);
+      const names = ["db-1", "web-1", "web-2"];
+      await eventually(async () => (await k.list("VirtualMachine", "vms")).filter((v) => v.status?.printableStatus === "Running").length === names.length, 20_000, "all VMs Running");
+      const vmis = await k.list("VirtualMachineInstance", "vms");
+      expect(vmis.map((v) => [v.metadata.name, v.status.phase])).toEqual(names.map((n) => [n, "Running"]));
+      const db = vmis.find((v) => v.metadata.name === "db-1")!;
+      // the second NIC is a multus attachment to vms/vlan100 (bridge binding), with the scenario's MAC
+      expect(db.spec.networks).toEqual([{ name: "default", pod: {} }, { name: "vlan100", multus: { networkName: "vlan100" } }]);
+      const vmSpecIfaces = (await k.must("VirtualMachine", "vms", "db-1")).spec.template.spec.domain.devices.interfaces;
+      expect(db.status.interfaces.map((i: { name: string; mac: string }) => [i.name, i.mac])).toEqual(vmSpecIfaces.map((i: { name: string; macAddress: string }) => [i.name, i.macAddress]));
+      expect(await k.get("NetworkAttachmentDefinition", "vms", "vlan100")).toBeDefined();
+      // its disks: the 20Gi root from a dataVolumeTemplate and the separate 50Gi data DataVolume, both bound
+      const data = await k.must("DataVolume", "vms", "db-1-data");
+      expect(data.status.phase).toBe("Succeeded");
+      expect(data.metadata.ownerReferences ?? []).toEqual([]);
+      const pvc = await k.must("PersistentVolumeClaim", "vms", "db-1-data");
+      expect([pvc.status.phase, pvc.status.capacity.storage]).toEqual(["Bound", "50Gi"]);
+      expect((await k.must("PersistentVolumeClaim", "vms", "db-1-rootdisk")).status.capacity.storage).toBe("20Gi");
+      expect(db.status.volumeStatus.map((v: { name: string; persistentVolumeClaimInfo?: { claimName: string } }) => [v.name, v.persistentVolumeClaimInfo?.claimName])).toEqual(
+        expect.arrayContaining([["rootdisk", "db-1-rootdisk"], ["data", "db-1-data"]]),
+      );
+      // cluster b has none
+      expect(await KubeClient.fromYaml(world.cluster("b").kubeconfig).list("VirtualMachine")).toEqual([]);
+    } finally {
+      await world.stop();
+    }
   });
 
   it("serves a dozen clusters of hundreds of VMs each, with watches kept per cluster", async () => {

@@ -5,14 +5,14 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ApiServer } from "./apiserver/server.js";
-import { type ServingCert, createServingCert } from "./apiserver/tls.js";
+import { type ServingCert, processServingCert } from "./apiserver/tls.js";
 import { installCDI } from "./cdi/index.js";
 import { SimClock } from "./clock.js";
 import { SimCluster } from "./cluster.js";
 import { ControlServer } from "./control.js";
 import { SimControlClient } from "./control-client.js";
 import { kubeconfigYaml } from "./kubeconfig.js";
-import { installKubeVirt } from "./kubevirt/index.js";
+import { type KubeVirtOptions, installKubeVirt } from "./kubevirt/index.js";
 import { type Scenario, type ScenarioInput, clusterSpec, defaultScenario, parseScenario, seedCluster } from "./scenario.js";
 
 export interface WorldOptions {
@@ -35,6 +35,8 @@ export interface WorldOptions {
   /** Install the simulated KubeVirt and CDI controllers (default true). false serves the bare API
    *  server, for tests of the API layer itself. */
   simulateKubeVirt?: boolean;
+  /** Options of the simulated KubeVirt on every cluster (version it reports, timings, ...). */
+  kubevirt?: KubeVirtOptions;
 }
 
 export interface WorldCluster {
@@ -104,7 +106,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   if (new Set(names).size !== names.length) throw new Error(`clusters: duplicate names in ${names.join(",")}`);
 
   const clock = new SimClock(opts.timeScale ?? 1);
-  const tls = opts.http ? undefined : await createServingCert();
+  const tls = opts.http ? undefined : await processServingCert();
   const host = opts.host ?? "127.0.0.1";
   const clusters: WorldCluster[] = [];
   let control: ControlServer | undefined;
@@ -122,7 +124,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       const cluster = new SimCluster({ name, clock, token: token(), ...(kubevirtNamespace ? { kubevirtNamespace } : {}) });
       // The other half of the simulator: KubeVirt and CDI controllers register on the cluster here.
       if (opts.simulateKubeVirt !== false) {
-        installKubeVirt(cluster);
+        installKubeVirt(cluster, opts.kubevirt);
         installCDI(cluster);
       }
       const api = new ApiServer({

@@ -6,6 +6,9 @@ import { type ResourceType, resourceTypes } from "./resources.js";
 
 const VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 const STATUS_VERBS = ["get", "patch", "update"];
+const READ_VERBS = ["get", "list", "watch"];
+const verbsOf = (rt: ResourceType) => (rt.readOnly ? READ_VERBS : VERBS);
+const statusVerbsOf = (rt: ResourceType) => (rt.readOnly ? ["get"] : STATUS_VERBS);
 
 export interface GroupVersion {
   group: string;
@@ -61,13 +64,13 @@ export function apiResourceList(gv: GroupVersion): Record<string, unknown> {
       singularName: rt.singular,
       namespaced: rt.namespaced,
       kind: rt.kind,
-      verbs: VERBS,
+      verbs: verbsOf(rt),
       ...(rt.shortNames ? { shortNames: rt.shortNames } : {}),
       ...(rt.categories ? { categories: rt.categories } : {}),
       storageVersionHash: storageVersionHash(rt),
     });
     if (rt.statusSubresource) {
-      resources.push({ name: `${rt.plural}/status`, singularName: "", namespaced: rt.namespaced, kind: rt.kind, verbs: STATUS_VERBS });
+      resources.push({ name: `${rt.plural}/status`, singularName: "", namespaced: rt.namespaced, kind: rt.kind, verbs: statusVerbsOf(rt) });
     }
   }
   return { kind: "APIResourceList", apiVersion: "v1", groupVersion: gvString(gv.group, gv.version), resources };
@@ -95,11 +98,11 @@ export function aggregatedDiscovery(gvs: GroupVersion[], legacy: boolean, apiVer
             responseKind: { group: rt.group, version: rt.version, kind: rt.kind },
             scope: rt.namespaced ? "Namespaced" : "Cluster",
             singularResource: rt.singular,
-            verbs: VERBS,
+            verbs: verbsOf(rt),
             ...(rt.shortNames ? { shortNames: rt.shortNames } : {}),
             ...(rt.categories ? { categories: rt.categories } : {}),
             ...(rt.statusSubresource
-              ? { subresources: [{ subresource: "status", responseKind: { group: rt.group, version: rt.version, kind: rt.kind }, verbs: STATUS_VERBS }] }
+              ? { subresources: [{ subresource: "status", responseKind: { group: rt.group, version: rt.version, kind: rt.kind }, verbs: statusVerbsOf(rt) }] }
               : {}),
           })),
           freshness: "Current",

@@ -105,6 +105,12 @@ function nodeAddress(o: KObject, type: string): string {
   return a?.address ?? "<none>";
 }
 
+/** kubectl's READY cell: ready containers / containers. */
+function podReady(o: KObject): string {
+  const statuses = (o.status?.containerStatuses ?? []) as { ready?: boolean }[];
+  return `${statuses.filter((c) => c.ready).length}/${(o.spec?.containers ?? []).length}`;
+}
+
 const dataCount = (o: KObject) => Object.keys(o.data ?? {}).length + Object.keys(o.binaryData ?? {}).length;
 
 const BUILTIN: Record<string, Partial<KindInfo>> = {
@@ -129,6 +135,21 @@ const BUILTIN: Record<string, Partial<KindInfo>> = {
     mergeKeys: { "status.conditions": "type", "status.addresses": "type" },
   },
   ConfigMap: { columns: [{ name: "Data", type: "integer", cell: dataCount }, builtinAge] },
+  Pod: {
+    columns: [
+      { name: "Ready", type: "string", cell: podReady },
+      { name: "Status", type: "string", cell: (o) => (o.metadata.deletionTimestamp ? "Terminating" : (o.status?.reason ?? o.status?.phase ?? "")) },
+      { name: "Restarts", type: "string", cell: (o) => String(((o.status?.containerStatuses ?? []) as { restartCount?: number }[]).reduce((n, c) => n + (c.restartCount ?? 0), 0)) },
+      builtinAge,
+      { name: "IP", type: "string", priority: 1, cell: (o) => o.status?.podIP ?? "<none>" },
+      { name: "Node", type: "string", priority: 1, cell: (o) => o.spec?.nodeName ?? "<none>" },
+      { name: "Nominated Node", type: "string", priority: 1, cell: (o) => o.status?.nominatedNodeName ?? "<none>" },
+      { name: "Readiness Gates", type: "string", priority: 1, cell: () => "<none>" },
+    ],
+    // pkg/registry/core/pod/strategy.go PodToSelectableFields
+    fieldSelectors: ["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"],
+    mergeKeys: { "status.conditions": "type" },
+  },
   Secret: {
     columns: [{ name: "Type", type: "string", cell: (o) => o.type ?? "Opaque" }, { name: "Data", type: "integer", cell: dataCount }, builtinAge],
     fieldSelectors: ["type"],

@@ -12,6 +12,8 @@ export interface ResourceType {
   statusSubresource: boolean;
   shortNames?: string[];
   categories?: string[];
+  /** Served for reading only (get, list, watch): the objects mirror state the simulation owns. */
+  readOnly?: boolean;
 }
 
 export const resourceTypes: readonly ResourceType[] = [
@@ -20,13 +22,16 @@ export const resourceTypes: readonly ResourceType[] = [
   { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", singular: "configmap", namespaced: true, statusSubresource: false, shortNames: ["cm"] },
   { group: "", version: "v1", kind: "Secret", plural: "secrets", singular: "secret", namespaced: true, statusSubresource: false },
   { group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", singular: "persistentvolumeclaim", namespaced: true, statusSubresource: true, shortNames: ["pvc"] },
+  // virt-launcher pods as the KubeVirt simulation runs them (sim/kubevirt/pods.ts), read-only.
+  { group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true, statusSubresource: true, shortNames: ["po"], categories: ["all"], readOnly: true },
   { group: "", version: "v1", kind: "Event", plural: "events", singular: "event", namespaced: true, statusSubresource: false, shortNames: ["ev"] },
   { group: "storage.k8s.io", version: "v1", kind: "StorageClass", plural: "storageclasses", singular: "storageclass", namespaced: false, statusSubresource: false, shortNames: ["sc"] },
   { group: "k8s.cni.cncf.io", version: "v1", kind: "NetworkAttachmentDefinition", plural: "network-attachment-definitions", singular: "network-attachment-definition", namespaced: true, statusSubresource: false, shortNames: ["net-attach-def"] },
   { group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease", namespaced: true, statusSubresource: false },
   { group: "kubevirt.io", version: "v1", kind: "KubeVirt", plural: "kubevirts", singular: "kubevirt", namespaced: true, statusSubresource: true, shortNames: ["kv", "kvs"], categories: ["all"] },
   { group: "kubevirt.io", version: "v1", kind: "VirtualMachine", plural: "virtualmachines", singular: "virtualmachine", namespaced: true, statusSubresource: true, shortNames: ["vm", "vms"], categories: ["all"] },
-  { group: "kubevirt.io", version: "v1", kind: "VirtualMachineInstance", plural: "virtualmachineinstances", singular: "virtualmachineinstance", namespaced: true, statusSubresource: true, shortNames: ["vmi", "vmis"], categories: ["all"] },
+  // KubeVirt's VMI CRD has no subresources (virt-operator crds.go NewVirtualMachineInstanceCrd): .status is written through the object itself.
+  { group: "kubevirt.io", version: "v1", kind: "VirtualMachineInstance", plural: "virtualmachineinstances", singular: "virtualmachineinstance", namespaced: true, statusSubresource: false, shortNames: ["vmi", "vmis"], categories: ["all"] },
   { group: "kubevirt.io", version: "v1", kind: "VirtualMachineInstanceMigration", plural: "virtualmachineinstancemigrations", singular: "virtualmachineinstancemigration", namespaced: true, statusSubresource: true, shortNames: ["vmim", "vmims"], categories: ["all"] },
   { group: "cdi.kubevirt.io", version: "v1beta1", kind: "DataVolume", plural: "datavolumes", singular: "datavolume", namespaced: true, statusSubresource: true, shortNames: ["dv", "dvs"], categories: ["all"] },
 ];
@@ -48,7 +53,7 @@ export function resourceByPath(group: string, version: string, plural: string): 
 
 /** Short handles for controllers and tests: `R.VirtualMachine` etc. */
 export const R = Object.fromEntries(resourceTypes.map((rt) => [rt.kind, rt])) as Record<
-  | "Namespace" | "Node" | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "Event" | "StorageClass"
+  | "Namespace" | "Node" | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "Pod" | "Event" | "StorageClass"
   | "NetworkAttachmentDefinition" | "Lease" | "KubeVirt" | "VirtualMachine" | "VirtualMachineInstance"
   | "VirtualMachineInstanceMigration" | "DataVolume",
   ResourceType

@@ -214,6 +214,32 @@ describe("simulated API server over HTTPS with client-node", () => {
     expect(noStatus.code).toBe(404);
   });
 
+  it("writes a VMI's .status through the object itself: KubeVirt's VMI CRD has no status subresource", async () => {
+    const ns = await freshNamespace();
+    const VMI = { group: "kubevirt.io", version: "v1", plural: "virtualmachineinstances" };
+    const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+    const body = { apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", metadata: { name: "i" }, spec: { domain: { devices: {} } }, status: { phase: "Pending" } };
+    const created = await co.createNamespacedCustomObject({ ...VMI, namespace: ns, body });
+    expect(created.status).toEqual({ phase: "Pending" });
+    expect(created.metadata.generation).toBe(1);
+    const patched = await co.patchNamespacedCustomObject({ ...VMI, namespace: ns, name: "i", body: { status: { phase: "Running" } } }, merge);
+    expect(patched.status.phase).toBe("Running");
+    // as kube's CRD strategy: without a status subresource every change but metadata bumps the generation
+    expect(patched.metadata.generation).toBe(2);
+    const replaced = await co.replaceNamespacedCustomObject({ ...VMI, namespace: ns, name: "i", body: { ...patched, status: { phase: "Succeeded" } } });
+    expect(replaced.status.phase).toBe("Succeeded");
+    for (const call of [
+      () => co.getNamespacedCustomObjectStatus({ ...VMI, namespace: ns, name: "i" }),
+      () => co.patchNamespacedCustomObjectStatus({ ...VMI, namespace: ns, name: "i", body: { status: { phase: "Failed" } } }, merge),
+      () => co.replaceNamespacedCustomObjectStatus({ ...VMI, namespace: ns, name: "i", body: replaced }),
+    ]) {
+      expect((await expectApiError(call)).code).toBe(404);
+    }
+    const resources = (await co.getAPIResources({ group: "kubevirt.io", version: "v1" })).resources.map((r) => r.name);
+    expect(resources).toContain("virtualmachines/status");
+    expect(resources).not.toContain("virtualmachineinstances/status");
+  });
+
   it("filters by label and field selectors and pages with limit/continue", async () => {
     const ns = await freshNamespace();
     for (const [name, labels] of [["a", { tier: "web", env: "prod" }], ["b", { tier: "db", env: "prod" }], ["c", { tier: "web" }]] as const) {
@@ -267,6 +293,49 @@ describe("simulated API server over HTTPS with client-node", () => {
     expect((await core.listNamespacedConfigMap({ namespace: ns })).items.map((i) => i.metadata?.name)).toEqual(["keep"]);
     const gone = await expectApiError(() => co.deleteNamespacedCustomObject({ ...VM, namespace: ns, name: "owner" }));
     expect(gone.code).toBe(404);
+  });
+
+  it("deletes with Foreground propagation: the owner waits, marked foregroundDeletion, until its dependents are gone", async () => {
+    const ns = await freshNamespace();
+    const owner = await co.createNamespacedCustomObject({ ...VM, namespace: ns, body: vm("fg") });
+    const ref = [{ apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", name: "fg", uid: owner.metadata.uid, controller: true, blockOwnerDeletion: true }];
+    // the dependent has a finalizer of its own, so it (and with it the owner) stays until that is removed
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "fg-dep", ownerReferences: ref, finalizers: ["ferry.dev/hold"] } } });
+    const answered = await co.deleteNamespacedCustomObject({ ...VM, namespace: ns, name: "fg", propagationPolicy: "Foreground" });
+    expect(answered.metadata.deletionTimestamp).toBeTruthy();
+    expect(answered.metadata.finalizers).toContain("foregroundDeletion");
+    const dep = await eventually(async () => {
+      const d = await core.readNamespacedConfigMap({ name: "fg-dep", namespace: ns });
+      return d.metadata?.deletionTimestamp ? d : undefined;
+    }, 5000, "the garbage collector deleting the dependent");
+    expect(dep!.metadata?.finalizers).toEqual(["ferry.dev/hold"]);
+    await new Promise((r) => setTimeout(r, 100));
+    const waiting = await co.getNamespacedCustomObject({ ...VM, namespace: ns, name: "fg" });
+    expect(waiting.metadata.finalizers).toEqual(["foregroundDeletion"]);
+    await core.patchNamespacedConfigMap({ name: "fg-dep", namespace: ns, body: { metadata: { finalizers: null } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await eventually(async () => (await expectApiError(() => co.getNamespacedCustomObject({ ...VM, namespace: ns, name: "fg" }))).code === 404, 5000, "owner deleted after its dependent");
+    expect((await expectApiError(() => core.readNamespacedConfigMap({ name: "fg-dep", namespace: ns }))).code).toBe(404);
+  });
+
+  it("deletes with Orphan propagation (DeleteOptions body): the owner goes, dependents stay without the owner reference", async () => {
+    const ns = await freshNamespace();
+    const owner = await co.createNamespacedCustomObject({ ...VM, namespace: ns, body: vm("or") });
+    const other = await co.createNamespacedCustomObject({ ...VM, namespace: ns, body: vm("or-other") });
+    const ref = (o: { metadata: { name: string; uid: string } }) => ({ apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", name: o.metadata.name, uid: o.metadata.uid });
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "only", ownerReferences: [ref(owner)] } } });
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "shared", ownerReferences: [ref(owner), ref(other)] } } });
+    const answered = await co.deleteNamespacedCustomObject({ ...VM, namespace: ns, name: "or", body: { propagationPolicy: "Orphan" } });
+    expect(answered.metadata.finalizers).toContain("orphan");
+    await eventually(async () => (await expectApiError(() => co.getNamespacedCustomObject({ ...VM, namespace: ns, name: "or" }))).code === 404, 5000, "owner deleted");
+    const only = await core.readNamespacedConfigMap({ name: "only", namespace: ns });
+    expect(only.metadata?.ownerReferences).toBeUndefined();
+    expect(only.metadata?.deletionTimestamp).toBeUndefined();
+    const shared = await core.readNamespacedConfigMap({ name: "shared", namespace: ns });
+    expect(shared.metadata?.ownerReferences?.map((r) => r.name)).toEqual(["or-other"]);
+    // with no propagation policy a custom resource's dependents are collected (Background)
+    await co.deleteNamespacedCustomObject({ ...VM, namespace: ns, name: "or-other" });
+    await eventually(async () => (await expectApiError(() => core.readNamespacedConfigMap({ name: "shared", namespace: ns }))).code === 404, 5000, "shared dependent collected");
+    expect((await core.readNamespacedConfigMap({ name: "only", namespace: ns })).metadata?.name).toBe("only");
   });
 
   it("refuses requests without the cluster's bearer token (401 Status)", async () => {

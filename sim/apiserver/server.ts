@@ -262,6 +262,9 @@ export class ApiServer {
         throw methodNotAllowed(`${method} ${rt.plural}`);
     }
     if (subresource && !["get", "update", "patch"].includes(verb)) throw methodNotAllowed(`${verb} ${rt.plural}/${subresource}`);
+    if (rt.readOnly && !["get", "list", "watch"].includes(verb)) {
+      throw new HttpError(405, "MethodNotAllowed", `the simulated API server serves ${rt.plural} read-only (get, list, watch): they mirror the virt-launcher pods the KubeVirt simulation runs (${verb} ${rt.plural})`);
+    }
     if (rt.namespaced && namespace === undefined && name !== undefined) throw notFoundPath();
     if (rt.namespaced && namespace === undefined && (verb === "create" || verb === "deletecollection")) throw methodNotAllowed(`${verb} ${rt.plural}`);
     return {

@@ -5,6 +5,7 @@
 // behave as in Kubernetes; admission hooks let KubeVirt/CDI webhooks mutate and validate.
 import { randomUUID } from "node:crypto";
 import { ApiError, alreadyExists, conflict, gone, invalid, notFound } from "./errors.js";
+import { kindInfo } from "./kinds.js";
 import { type ResourceType, apiVersionOf, R } from "./resources.js";
 import { fieldValue, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 
@@ -126,6 +127,23 @@ function specPart(o: KObject): string {
   return JSON.stringify(rest);
 }
 
+/** Everything but metadata: what bumps the generation of a custom resource without a status subresource. */
+function nonMetaPart(o: KObject): string {
+  const { metadata: _m, ...rest } = o;
+  return JSON.stringify(rest);
+}
+
+/** Kinds with metadata.generation: those with a status subresource and every custom resource (as the CRD strategy). */
+function hasGeneration(rt: ResourceType): boolean {
+  return rt.statusSubresource || !kindInfo(rt).builtin;
+}
+
+/** Whether an update bumps metadata.generation (kube's CRD strategy: without a status subresource, status counts too). */
+function generationChanged(rt: ResourceType, obj: KObject, old: KObject): boolean {
+  if (!hasGeneration(rt)) return false;
+  return rt.statusSubresource ? specPart(obj) !== specPart(old) : nonMetaPart(obj) !== nonMetaPart(old);
+}
+
 export class Store {
   private rv = 1;
   private readonly objects = new Map<string, Map<string, KObject>>();
@@ -231,9 +249,10 @@ export class Store {
       obj.spec = { finalizers: ["kubernetes"], ...obj.spec };
       obj.status = { phase: "Active" };
     }
-    meta.uid = randomUUID();
+    // controllers mirroring state they own (virt-launcher pods) keep its UID
+    meta.uid = opts.internal && meta.uid ? meta.uid : randomUUID();
     meta.creationTimestamp = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-    if (rt.statusSubresource) meta.generation = 1;
+    if (hasGeneration(rt)) meta.generation = 1;
     delete meta.deletionTimestamp;
     this.admit({ operation: "CREATE", rt, object: obj, internal: !!opts.internal });
     if (opts.dryRun) return clone(obj);
@@ -286,7 +305,7 @@ export class Store {
         }
       }
     }
-    if (rt.statusSubresource && specPart(obj) !== specPart(old)) obj.metadata.generation = (old.metadata.generation ?? 1) + 1;
+    if (generationChanged(rt, obj, old)) obj.metadata.generation = (old.metadata.generation ?? 1) + 1;
     this.admit({ operation: "UPDATE", rt, object: obj, oldObject: clone(old), subresource: opts.subresource, internal: !!opts.internal });
     if (opts.dryRun) return clone(obj);
     // A no-op write does not bump resourceVersion or emit an event, as kube-apiserver.
@@ -397,7 +416,8 @@ export class Store {
     return (o) =>
       (!ns || o.metadata.namespace === ns) &&
       labels((k) => o.metadata.labels?.[k]) &&
-      fields((path) => fieldValue(o, path) ?? (path === "metadata.namespace" ? "" : undefined));
+      // an unset selectable field reads as "" (kube's selectable fields are plain strings)
+      fields((path) => fieldValue(o, path) ?? "");
   }
 
   private emit(e: StoreEvent): void {

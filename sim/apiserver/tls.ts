@@ -28,6 +28,17 @@ function serial(): string {
   return b.toString("hex");
 }
 
+let shared: Promise<ServingCert> | undefined;
+
+/** The process's loopback serving pair, made once (RSA key generation and forge signing take ~1 s on a busy machine). */
+export function processServingCert(): Promise<ServingCert> {
+  shared ??= createServingCert().catch((e: unknown) => {
+    shared = undefined;
+    throw e;
+  });
+  return shared;
+}
+
 /** Creates a CA and a serving certificate for loopback addresses. Takes a few hundred ms. */
 export async function createServingCert(hosts: string[] = ["localhost"], ips: string[] = ["127.0.0.1", "::1"]): Promise<ServingCert> {
   const [ca, leaf] = await Promise.all([rsaKey(), rsaKey()]);

@@ -225,6 +225,8 @@ describe("fault injection and control API", () => {
       stallSync: (s) => void calls.push(`stallSync ${s}`),
       setDirtyRate: (ns, vmi, rate) => void calls.push(`setDirtyRate ${ns}/${vmi} ${rate}`),
       killVMI: (ns, vmi) => void calls.push(`killVMI ${ns}/${vmi}`),
+      migrationMetrics: () => [{ namespace: "vms", name: "web-1", migrationUID: "u", role: "source", decentralized: false, dataProcessedBytes: 1 }],
+      renderMetrics: () => "kubevirt_vmi_migration_data_processed_bytes{} 1\n",
     };
     const b = world.cluster("b").cluster;
     const saved = b.kubevirt;
@@ -249,6 +251,8 @@ describe("fault injection and control API", () => {
         "setDirtyRate vms/web-1 no-converge", "setDirtyRate vms/web-1 1048576", "killVMI vms/web-1",
       ]);
       await expect(kv.killVMI("", "x")).rejects.toMatchObject({ status: 400 });
+      expect(await kv.migrations()).toEqual([{ namespace: "vms", name: "web-1", migrationUID: "u", role: "source", decentralized: false, dataProcessedBytes: 1 }]);
+      expect(await kv.metricsText()).toBe("kubevirt_vmi_migration_data_processed_bytes{} 1\n");
       expect((await ctl.clusters()).find((c) => c.name === "b")?.kubevirt).toBe(true);
     } finally {
       b.kubevirt = saved;

@@ -273,6 +273,7 @@ export class MigrationHandler {
       decentralized,
       migrationID,
       transfer,
+      link,
       receivedBytes: 0,
       receivedRealBytes: 0,
       node: vmi.status?.nodeName,
@@ -297,7 +298,8 @@ export class MigrationHandler {
     transfer.start();
     void transfer.done.then((res) => {
       rt.done = true;
-      link.close();
+      // a failure notice (FIN) may still be on its way to the peer: close the link after it
+      void transfer.settled.then(() => link.close());
       const cur = this.sim.store.tryGet(R.VirtualMachineInstance, ns, vmi.metadata.name);
       if (!cur || cur.metadata.uid !== vmi.metadata.uid) return;
       if (res.ok) {

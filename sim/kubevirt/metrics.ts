@@ -23,6 +23,9 @@ export interface MigrationMetric {
   state?: string;
   /** Why a failed copy was aborted (progressTimeout, completionTimeout, aborted, error). Sim-only. */
   abortCause?: string;
+  /** Decentralized source, sim-only: TLS connections the copy opened to the peer (a reconnect counts again) and the address it sends to now. */
+  dataConnections?: number;
+  dataAddress?: string;
   /** Target side: simulated bytes received over the synchronization TLS connection, and real bytes on the wire. */
   receivedBytes?: number;
   receivedWireBytes?: number;
@@ -44,6 +47,7 @@ export function collectMigrationMetrics(sim: KubeVirtSim): MigrationMetric[] {
         iteration: s.iteration,
         state: s.state,
         abortCause: s.cause,
+        ...(rt.link?.stats ? { dataConnections: rt.link.stats().connections, ...(rt.link.stats().address ? { dataAddress: rt.link.stats().address } : {}) } : {}),
       });
     } else out.push({ ...base, receivedBytes: rt.receivedBytes, receivedWireBytes: rt.receivedRealBytes, state: rt.done ? "completed" : "running" });
   }

@@ -1,8 +1,10 @@
-// virt-launcher pods and the scheduler that places them. The sim keeps pods in memory instead of
-// as Pod objects (the API server serves no pods): a pod is scheduled onto a Ready node labelled
-// kubevirt.io/schedulable=true that is not cordoned, matches the node selector, avoids the
-// anti-affinity node, and has enough allocatable memory left; then it starts after a delay.
+// virt-launcher pods and the scheduler that places them. The sim keeps pods in memory and mirrors
+// each into a read-only core/v1 Pod object (what `kubectl get pods` and `kubectl describe node`
+// read): a pod is scheduled onto a Ready node labelled kubevirt.io/schedulable=true that is not
+// cordoned, matches the node selector, avoids the anti-affinity node, and has enough allocatable
+// memory left; then it starts after a delay.
 import { randomUUID } from "node:crypto";
+import { isNotFound } from "./util.js";
 import { R } from "../apiserver/resources.js";
 import type { KObject, Store } from "../apiserver/store.js";
 import type { SimClock } from "../clock.js";
@@ -52,6 +54,8 @@ export class PodRuntime {
     private readonly clock: SimClock,
     private readonly timings: PodTimings,
     private readonly ipPrefix: string,
+    /** virt-launcher image shown in the Pod objects. */
+    private readonly image = "quay.io/kubevirt/virt-launcher:latest",
   ) {}
 
   onChange(l: (p: SimPod) => void): void {
@@ -124,7 +128,75 @@ export class PodRuntime {
   }
 
   private notify(p: SimPod): void {
+    this.mirror(p);
     for (const l of this.listeners) l(p);
+  }
+
+  /** Writes the pod's core/v1 Pod object (as kubelet and the scheduler would), or removes it once the pod is gone. */
+  private mirror(p: SimPod): void {
+    if (this.stopped) return;
+    if (!this.pods.has(p.name)) {
+      try {
+        this.store.delete(R.Pod, p.namespace, p.name, { internal: true });
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      return;
+    }
+    const obj = this.podObject(p);
+    const cur = this.store.tryGet(R.Pod, p.namespace, p.name);
+    if (!cur) {
+      // the owner VMI may be gone already (its garbage collection removed an earlier copy): then it stays gone
+      if (!this.store.tryGet(R.VirtualMachineInstance, p.namespace, p.vmi)) return;
+      this.store.create(R.Pod, obj, { internal: true });
+      return;
+    }
+    this.store.update(R.Pod, { ...cur, metadata: { ...cur.metadata, labels: obj.metadata.labels }, spec: obj.spec, status: obj.status }, { internal: true });
+  }
+
+  private podObject(p: SimPod) {
+    const node = p.node ? this.store.tryGet(R.Node, undefined, p.node) : undefined;
+    const hostIP = ((node?.status?.addresses ?? []) as { type: string; address: string }[]).find((a) => a.type === "InternalIP")?.address;
+    const t = new Date(p.createdAt).toISOString().replace(/\.\d+Z$/, "Z");
+    const running = p.phase === "Running";
+    const cond = (type: string, ok: boolean, reason?: string, message?: string) => ({ type, status: ok ? "True" : "False", lastProbeTime: null, lastTransitionTime: t, ...(reason ? { reason } : {}), ...(message ? { message } : {}) });
+    const state =
+      p.phase === "Running"
+        ? { running: { startedAt: t } }
+        : p.phase === "Pending"
+          ? { waiting: { reason: p.node ? "ContainerCreating" : "Pending" } }
+          : { terminated: { exitCode: p.phase === "Succeeded" ? 0 : 1, reason: p.phase === "Succeeded" ? "Completed" : "Error", startedAt: t, finishedAt: new Date().toISOString().replace(/\.\d+Z$/, "Z") } };
+    return {
+      metadata: {
+        name: p.name,
+        namespace: p.namespace,
+        uid: p.uid,
+        labels: { "kubevirt.io": "virt-launcher", "kubevirt.io/created-by": p.vmiUID, "vm.kubevirt.io/name": p.vmi, ...(p.migrationUID ? { "kubevirt.io/migrationJobUID": p.migrationUID } : {}) },
+        annotations: { "kubevirt.io/domain": p.vmi },
+        ownerReferences: [{ apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", name: p.vmi, uid: p.vmiUID, controller: true, blockOwnerDeletion: true }],
+      },
+      spec: {
+        ...(p.node ? { nodeName: p.node } : {}),
+        containers: [{ name: "compute", image: this.image, resources: { requests: { cpu: "100m", memory: p.memory % 2 ** 20 === 0 ? `${p.memory / 2 ** 20}Mi` : String(p.memory) } } }],
+        nodeSelector: { [NodeSchedulable]: "true", ...p.nodeSelector },
+        restartPolicy: "Never",
+        schedulerName: "default-scheduler",
+        serviceAccountName: "default",
+        terminationGracePeriodSeconds: 30,
+      },
+      status: {
+        phase: p.phase,
+        conditions: [
+          cond("PodScheduled", !!p.node, p.node ? undefined : "Unschedulable", p.node ? undefined : p.unschedulable),
+          ...(p.node ? [cond("Initialized", true), cond("ContainersReady", p.ready), cond("Ready", p.ready)] : []),
+        ],
+        ...(hostIP ? { hostIP, hostIPs: [{ ip: hostIP }] } : {}),
+        ...(p.ip ? { podIP: p.ip, podIPs: [{ ip: p.ip }] } : {}),
+        startTime: t,
+        qosClass: "Burstable",
+        ...(p.node ? { containerStatuses: [{ name: "compute", image: this.image, imageID: "", ready: p.ready, restartCount: 0, started: running, state }] } : {}),
+      },
+    };
   }
 
   private trySchedule(name: string): void {

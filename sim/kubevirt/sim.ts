@@ -9,7 +9,7 @@ import type { SimCluster } from "../cluster.js";
 import { KUBEVIRT_VERSION_DEFAULT } from "./constants.js";
 import { type EffectiveConfig, effectiveConfig, findKubeVirt } from "./config.js";
 import { PodRuntime } from "./pods.js";
-import type { Transfer } from "./transfer.js";
+import type { DataLink, Transfer } from "./transfer.js";
 import { now } from "./util.js";
 
 export interface Timings {
@@ -70,6 +70,8 @@ export interface MigrationRuntime {
   /** Simulated bytes a decentralized target received over the TLS connection. */
   receivedBytes: number;
   receivedRealBytes: number;
+  /** The source's data path (for its connection count). */
+  link?: DataLink;
   node?: string;
   done?: boolean;
   /** Wall-clock ms of the last data frame a target received. */
@@ -144,7 +146,7 @@ export class KubeVirtSim {
     this.clock = cluster.clock;
     this.ns = cluster.kubevirtNamespace;
     this.timings = { ...DefaultTimings, ...opts.timings };
-    this.pods = new PodRuntime(this.store, this.clock, this.timings, opts.podIPPrefix ?? hashPrefix(cluster.name));
+    this.pods = new PodRuntime(this.store, this.clock, this.timings, opts.podIPPrefix ?? hashPrefix(cluster.name), `quay.io/kubevirt/virt-launcher:${opts.version ?? KUBEVIRT_VERSION_DEFAULT}`);
   }
 
   get version(): string {

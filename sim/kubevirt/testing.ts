@@ -1,66 +1,135 @@
-// Helpers for tests of the simulated KubeVirt/CDI: a started cluster with nodes, storage classes
-// and a KubeVirt CR, and polling waits. Used by the sim's own tests; usable by other suites.
+// Helpers for tests of the simulated KubeVirt/CDI: simulated clusters (a world) with nodes, storage
+// classes and a KubeVirt CR, driven only over HTTPS — objects with client-node (`KubeClient`),
+// faults and migration metrics through the control API. Used by the sim's own tests; usable by
+// other suites.
 /* eslint-disable @typescript-eslint/no-explicit-any -- test fixtures are free-form JSON */
-import { R } from "../apiserver/resources.js";
-import type { KObject } from "../apiserver/store.js";
-import { SimClock } from "../clock.js";
-import { SimCluster } from "../cluster.js";
-import { installCDI } from "../cdi/index.js";
-import { type KubeVirtHandle, type KubeVirtOptions, type KubeVirtSeed, type NodeSeed, type StorageClassSeed, installKubeVirt, seedKubeVirt, seedNamespace, seedNodes, seedStorageClasses, waitForKubeVirt } from "./index.js";
+import type { SimControlClient } from "../control-client.js";
+import type { ScenarioInput } from "../scenario.js";
+import { KubeClient, eventually } from "../testing.js";
+import { type World, startWorld } from "../world.js";
+import { DecentralizedLiveMigration } from "./constants.js";
+import type { KubeVirtOptions } from "./sim.js";
+
+type ClusterInput = NonNullable<ScenarioInput["clusters"]>[string];
+type NodeInput = NonNullable<ClusterInput["nodes"]>[number];
+type StorageClassInput = NonNullable<ClusterInput["storageClasses"]>[number];
+
+export interface KubeVirtSeed {
+  /** spec.configuration.developerConfiguration.featureGates (default: [DecentralizedLiveMigration]). */
+  featureGates?: string[];
+  disabledFeatureGates?: string[];
+  /** spec.configuration.migrations over KubeVirt's defaults. */
+  migrations?: Record<string, unknown>;
+  /** spec.workloadUpdateStrategy.workloadUpdateMethods (default: none, as KubeVirt's generated CR). */
+  workloadUpdateMethods?: ("LiveMigrate" | "Evict")[];
+  /** spec.certificateRotateStrategy.selfSigned, e.g. { ca: { duration: "20m" } }. */
+  selfSigned?: Record<string, unknown>;
+}
 
 export interface TestClusterOptions {
-  name?: string;
-  scale?: number;
-  nodes?: number | NodeSeed[];
-  storageClasses?: StorageClassSeed[];
+  /** A count (nodes "<cluster>-node-<i>" with 64Gi) or node specs as in a scenario. Default 2. */
+  nodes?: number | NodeInput[];
+  storageClasses?: StorageClassInput[];
+  /** The KubeVirt CR; false: none. */
   kubevirt?: KubeVirtSeed | false;
-  kubevirtOptions?: KubeVirtOptions;
   namespaces?: string[];
 }
 
 export interface TestCluster {
-  cluster: SimCluster;
-  kv: KubeVirtHandle;
+  name: string;
+  world: World;
+  /** Objects over HTTPS (client-node). */
+  k: KubeClient;
+  /** KubeVirt faults and migration metrics over the control API. */
+  kv: ReturnType<SimControlClient["kubevirt"]>;
+  ctl: SimControlClient;
+}
+
+export interface TestWorld {
+  world: World;
+  cluster(name: string): TestCluster;
   stop(): Promise<void>;
 }
 
-export const DEFAULT_STORAGE_CLASSES: StorageClassSeed[] = [
+export const DEFAULT_STORAGE_CLASSES: StorageClassInput[] = [
   { name: "rwx-block", provisioner: "rook-ceph.rbd.csi.ceph.com", default: true },
   { name: "local-wffc", provisioner: "kubernetes.io/no-provisioner", volumeBindingMode: "WaitForFirstConsumer" },
 ];
 
-export async function startTestCluster(o: TestClusterOptions = {}): Promise<TestCluster> {
-  const cluster = new SimCluster({ name: o.name ?? "c1", clock: new SimClock(o.scale ?? 1000), token: "t" });
-  const kv = installKubeVirt(cluster, o.kubevirtOptions);
-  installCDI(cluster);
-  for (const ns of o.namespaces ?? ["default"]) seedNamespace(cluster, ns);
-  seedNodes(cluster, o.nodes ?? 2);
-  seedStorageClasses(cluster, o.storageClasses ?? DEFAULT_STORAGE_CLASSES);
-  if (o.kubevirt !== false) seedKubeVirt(cluster, o.kubevirt ?? {});
-  await cluster.start();
-  if (o.kubevirt !== false) await waitForKubeVirt(cluster);
-  return { cluster, kv, stop: () => cluster.stop() };
+function clusterInput(o: TestClusterOptions): ClusterInput {
+  const kv = o.kubevirt;
+  return {
+    namespaces: o.namespaces ?? ["default"],
+    nodes: typeof o.nodes === "object" ? o.nodes.map((n) => ({ memory: "64Gi", ...n })) : [{ count: o.nodes ?? 2, memory: "64Gi" }],
+    storageClasses: o.storageClasses ?? DEFAULT_STORAGE_CLASSES,
+    kubevirt:
+      kv === false
+        ? false
+        : {
+            featureGates: kv?.featureGates ?? [DecentralizedLiveMigration],
+            workloadUpdateMethods: kv?.workloadUpdateMethods ?? [],
+            ...(kv?.migrations ? { migrations: kv.migrations } : {}),
+            ...(kv?.selfSigned ? { certificateRotateStrategy: { selfSigned: kv.selfSigned } } : {}),
+            ...(kv?.disabledFeatureGates
+              ? { configuration: { developerConfiguration: { featureGates: kv.featureGates ?? [DecentralizedLiveMigration], disabledFeatureGates: kv.disabledFeatureGates } } }
+              : {}),
+          },
+  };
 }
 
-/** Polls `fn` every few ms until it returns a truthy value (or throws with the last value seen). */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | null, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = fn();
-      if (v) return v;
-      last = v;
-    } catch (e) {
-      last = e;
+/** Resolves once the operator reports Deployed (and, with the gate on, a synchronization address). */
+export async function waitForKubeVirt(k: KubeClient): Promise<any> {
+  return eventually(async () => {
+    const kv = await k.get("KubeVirt", "kubevirt", "kubevirt");
+    const gates: string[] = kv?.spec?.configuration?.developerConfiguration?.featureGates ?? [];
+    return kv?.status?.phase === "Deployed" && (!gates.includes(DecentralizedLiveMigration) || kv.status.synchronizationAddresses?.length) ? kv : undefined;
+  }, 10_000, "KubeVirt Deployed");
+}
+
+/**
+ * Starts simulated clusters in one world (one clock, `scale` simulated seconds per real second,
+ * default 1000) over HTTPS and waits for their KubeVirt to be deployed.
+ */
+export async function startTestWorld(clusters: Record<string, TestClusterOptions>, o: { scale?: number; kubevirtOptions?: KubeVirtOptions } = {}): Promise<TestWorld> {
+  const world = await startWorld({
+    clusters: Object.keys(clusters),
+    timeScale: o.scale ?? 1000,
+    scenario: { clusters: Object.fromEntries(Object.entries(clusters).map(([n, c]) => [n, clusterInput(c)])) },
+    ...(o.kubevirtOptions ? { kubevirt: o.kubevirtOptions } : {}),
+  });
+  const ctl = world.controlClient();
+  const byName = new Map<string, TestCluster>();
+  try {
+    for (const name of Object.keys(clusters)) {
+      const k = KubeClient.fromYaml(world.cluster(name).kubeconfig);
+      byName.set(name, { name, world, k, kv: ctl.kubevirt(name), ctl });
+      if (clusters[name]!.kubevirt !== false) await waitForKubeVirt(k);
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 5));
+  } catch (e) {
+    await world.stop();
+    throw e;
   }
+  return {
+    world,
+    cluster(name: string) {
+      const c = byName.get(name);
+      if (!c) throw new Error(`no test cluster "${name}"`);
+      return c;
+    },
+    stop: () => world.stop(),
+  };
 }
 
-export function get(cluster: SimCluster, kind: keyof typeof R, ns: string | undefined, name: string): KObject | undefined {
-  return cluster.store.tryGet(R[kind], ns, name);
+/** One simulated cluster (named "c1" unless `name` says otherwise) in its own world. */
+export async function startTestCluster(o: TestClusterOptions & { name?: string; scale?: number; kubevirtOptions?: KubeVirtOptions } = {}): Promise<TestCluster & { stop(): Promise<void> }> {
+  const name = o.name ?? "c1";
+  const w = await startTestWorld({ [name]: o }, { ...(o.scale ? { scale: o.scale } : {}), ...(o.kubevirtOptions ? { kubevirtOptions: o.kubevirtOptions } : {}) });
+  return { ...w.cluster(name), stop: () => w.stop() };
+}
+
+/** Waits until `fn` (over HTTP) returns a truthy value; the timeout names `what`. */
+export function waitFor<T>(what: string, fn: () => Promise<T | undefined | false | null> | T | undefined | false | null, timeoutMs = 10_000): Promise<T> {
+  return eventually(fn as () => Promise<T>, timeoutMs, what);
 }
 
 /** A small VM spec (masquerade pod network, one disk per volume). */

@@ -17,6 +17,8 @@ export interface DataLink {
   /** Tells the peer the copy finished (resolves on ack) or failed. */
   finish(ok: boolean, reason?: string): Promise<void>;
   close(): void;
+  /** Connections the link opened so far and the peer address it sends to (TLS links only). */
+  stats?(): { connections: number; address?: string };
 }
 
 export interface TransferParams {
@@ -52,7 +54,8 @@ export interface TransferStats {
 const WINDOW = 2;
 /**
  * Real network latency (TLS handshakes, a busy event loop) is many simulated seconds at a high time
- * scale; "no progress" must also have lasted this long in real time before the copy is aborted.
+ * scale; "no progress" must also have lasted this long in real time before the copy is aborted, and
+ * a copy must have run this long in real time before it can exceed its completion timeout.
  */
 const MIN_REAL_STALL_MS = 1_000;
 
@@ -64,6 +67,7 @@ export class Transfer {
   private inflight = 0;
   private sending = 0;
   private lastTick: number;
+  private readonly startReal = Date.now();
   private lastProgress = 0;
   private lastProgressReal = Date.now();
   private watermark = Infinity;
@@ -76,6 +80,8 @@ export class Transfer {
   private memPasses = 0;
   private resolveDone!: (r: TransferResult) => void;
   readonly done: Promise<TransferResult>;
+  /** The failure notice to the peer (FIN), so the link is not closed under it. */
+  private finSent: Promise<void> = Promise.resolve();
   private simNow = 0;
 
   constructor(
@@ -87,6 +93,11 @@ export class Transfer {
     this.pass = { size: p.memoryBytes, sent: 0, dirtied: 0 };
     this.lastTick = Date.now();
     this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  /** Resolves once the copy ended and the peer was told how (or telling it failed): then the link may close. */
+  get settled(): Promise<void> {
+    return this.done.then(() => this.finSent);
   }
 
   /** Data size in GB as getVMIMigrationDataSize computes it (ScaledValue(Giga), rounded up). */
@@ -172,7 +183,7 @@ export class Transfer {
       this.finish({ ok: false, reason: "Live migration has been aborted", cause: "progressTimeout" });
       return;
     }
-    if (this.acceptableCompletionS > 0 && this.simNow > this.acceptableCompletionS) {
+    if (this.acceptableCompletionS > 0 && this.simNow > this.acceptableCompletionS && nowReal - this.startReal >= MIN_REAL_STALL_MS) {
       this.finish({ ok: false, reason: "Live migration has been aborted", cause: "completionTimeout" });
       return;
     }
@@ -251,7 +262,7 @@ export class Transfer {
     clearTimeout(this.timer);
     this.state = r.ok ? "completed" : "failed";
     if (!r.ok) this.cause = r.cause;
-    if (!r.ok) void this.link.finish(false, r.reason).catch(() => undefined);
+    if (!r.ok) this.finSent = this.link.finish(false, r.reason).catch(() => undefined);
     this.resolveDone(r);
   }
 }

@@ -20,6 +20,8 @@ import type { DataHeader } from "./wire.js";
 
 class TlsDataLink implements DataLink {
   private client?: SyncClient;
+  /** Connections of clients replaced after an address change. */
+  private earlierConnections = 0;
   constructor(
     private readonly net: SyncNetwork,
     private readonly migrationID: string,
@@ -30,10 +32,15 @@ class TlsDataLink implements DataLink {
     const addr = this.address();
     if (!addr) throw new RpcError("no synchronization address for the target");
     if (!this.client || this.client.address !== addr) {
+      this.earlierConnections += this.client?.connections ?? 0;
       this.client?.close();
       this.client = this.net.client(addr);
     }
     return this.client;
+  }
+
+  stats(): { connections: number; address?: string } {
+    return { connections: this.earlierConnections + (this.client?.connections ?? 0), ...(this.client ? { address: this.client.address } : {}) };
   }
 
   async send(simBytes: number, realBytes: number, kind: "disk" | "memory"): Promise<void> {
@@ -428,7 +435,8 @@ export class SyncController {
     if (!t || t.rt.done) return;
     const closedAt = Date.now();
     const timeoutS = this.sim.config().migrations.progressTimeout;
-    this.sim.after(timeoutS * 1000, () => {
+    // as the source's monitor: never sooner than 1 s real, so a reconnect's handshake fits at any scale
+    this.sim.after(Math.max(timeoutS * 1000, this.sim.clock.simMs(1000)), () => {
       const rt = this.sim.runtimes.get(t.m.metadata.uid);
       if (!rt || rt.done || (rt.lastDataAt ?? 0) > closedAt) return;
       const vmi = this.sim.store.tryGet(R.VirtualMachineInstance, t.m.metadata.namespace, t.m.spec.vmiName);

@@ -92,6 +92,8 @@ export class SyncClient {
   private seq = 0;
   private readonly pending = new Map<number, Pending>();
   private closed = false;
+  /** TLS connections this client established (a reconnect after a cut counts again). */
+  connections = 0;
 
   constructor(
     readonly address: string,
@@ -163,6 +165,7 @@ export class SyncClient {
         this.lastError = undefined;
         this.backoffS = 0;
         this.conn = c;
+        this.connections++;
         return c;
       },
       (e: Error) => {
