@@ -65,11 +65,18 @@ export function planDriver(stack: Stack): PlanDriver {
 
   const getPlan = async (a: BrokerClients, name: string) => (await call(a.plans, "getPlan", { name })).plan!;
 
-  const migrationWhen = (name: string, what: string, test: (m: Migration) => boolean, timeoutMs?: number) =>
-    waitFor(`${name} ${what}`, async (a) => {
-      const { migration } = await call(a.migrations, "getMigration", { migration: { $case: "name", value: name } });
-      return test(migration!) ? migration! : undefined;
-    }, timeoutMs);
+  const migrationWhen = async (name: string, what: string, test: (m: Migration) => boolean, timeoutMs?: number) => {
+    let last: Migration | undefined;
+    try {
+      return await waitFor(`${name} ${what}`, async (a) => {
+        last = (await call(a.migrations, "getMigration", { migration: { $case: "name", value: name } })).migration!;
+        return test(last) ? last : undefined;
+      }, timeoutMs);
+    } catch (e) {
+      const now = last ? ` (last seen ${MigrationState[last.state]}: ${last.waitingReason || last.lastError?.message || "no reason"})` : "";
+      throw new Error(`${String(e)}${now}\nVMIMs now:\n${await describeVmims(stack)}`, { cause: e });
+    }
+  };
 
   const known = async () => {
     const a = await current();

@@ -26,6 +26,8 @@ class TlsDataLink implements DataLink {
     private readonly net: SyncNetwork,
     private readonly migrationID: string,
     private readonly address: () => string | undefined,
+    /** Each send's outcome: the error message, or undefined once data flows again. */
+    private readonly report: (error: string | undefined) => void,
   ) {}
 
   private conn(): SyncClient {
@@ -44,7 +46,13 @@ class TlsDataLink implements DataLink {
   }
 
   async send(simBytes: number, realBytes: number, kind: "disk" | "memory"): Promise<void> {
-    await this.conn().sendData(this.migrationID, simBytes, realBytes, kind);
+    try {
+      await this.conn().sendData(this.migrationID, simBytes, realBytes, kind);
+    } catch (e) {
+      this.report((e as Error).message);
+      throw e;
+    }
+    this.report(undefined);
   }
 
   async finish(ok: boolean, reason?: string): Promise<void> {
@@ -154,12 +162,25 @@ export class SyncController {
   }
 
   dataLink(migrationID: string, address: string): DataLink {
-    // the data path follows the target's current address (virt-handler dials targetState anew)
-    return new TlsDataLink(this.net, migrationID, () => {
+    const sourceVMI = () => {
       const m = this.sim.cache.list("VirtualMachineInstanceMigration").find((x) => x.spec?.sendTo?.migrationID === migrationID);
-      const vmi = m && this.sim.cache.get("VirtualMachineInstance", m.metadata.namespace, m.spec.vmiName);
-      return vmi?.status?.migrationState?.targetState?.syncAddress ?? address;
-    });
+      return m && this.sim.cache.get("VirtualMachineInstance", m.metadata.namespace, m.spec.vmiName);
+    };
+    return new TlsDataLink(
+      this.net,
+      migrationID,
+      // the data path follows the target's current address (virt-handler dials targetState anew)
+      () => sourceVMI()?.status?.migrationState?.targetState?.syncAddress ?? address,
+      // The copy rides the synchronization connection here, so a failed (re-)dial, e.g. a peer
+      // certificate this cluster's kubevirt-ca does not hold, is reported as the controller reports
+      // its own connection failures: the VMI's DecentralizedLiveMigrationFailure condition.
+      (error) => {
+        const vmi = sourceVMI();
+        if (!vmi) return;
+        if (error && !(error.includes("Canceled") || error.includes("closing"))) this.setFailure(vmi, error);
+        else if (!error) this.clearFailure(vmi);
+      },
+    );
   }
 
   // ---- reconcile ---------------------------------------------------------------------------------
