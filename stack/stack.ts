@@ -67,10 +67,6 @@ export interface AgentProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGKILL (a crash). */
   kill(): Promise<void>;
-  /** SIGSTOP: the process hangs (no reports, no work) until `resume()`. */
-  pause(): void;
-  /** SIGCONT after `pause()`. */
-  resume(): void;
   /** SIGTERM and wait. */
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Start it again (it finds its credentials in its Secret; no new token). */
@@ -422,14 +418,7 @@ export async function startAgentProcess(o: {
       if (a.running) child!.kill("SIGKILL");
       await exited;
     },
-    pause() {
-      if (a.running) child!.kill("SIGSTOP");
-    },
-    resume() {
-      if (a.running) child!.kill("SIGCONT");
-    },
     async stop() {
-      if (a.running) child!.kill("SIGCONT");
       if (a.running) child!.kill("SIGTERM");
       const t = setTimeout(() => child?.kill("SIGKILL"), 10_000);
       const r = await exited;
