@@ -89,6 +89,18 @@ describe("expansion: selection and kinds", () => {
     expect(codes(expand(plan({ vms: undefined, selector: { allVMs: true } }), { east: east([stopped("db", "a")]), west: west() }).findings)).toEqual(["error:NothingToMove", "warning:VmStoppedCrossCluster"]);
   });
 
+  it("says why a VM the agent left out of its inventory cannot be planned, and warns a selector about left-out VMs", () => {
+    const omitted = { total: 3, items: [{ kind: "VirtualMachine" as const, name: "db/odd", reason: "ferry cannot carry it: labels: Too big" }] };
+    const src = { ...east(), omitted };
+    const listed = expand(plan({ vms: [{ namespace: "db", name: "odd" }] }), { east: src, west: west() });
+    expect(listed.findings).toEqual([
+      expect.objectContaining({ code: "VmNotReported", severity: "error", field: "spec.vms[0]", message: "cluster east's agent left VM db/odd out of its inventory: ferry cannot carry it: labels: Too big" }),
+    ]);
+    const selected = expand(plan({ vms: undefined, selector: { allVMs: true } }), { east: src, west: west() });
+    expect(codes(selected.findings)).toContain("warning:VmsNotReported");
+    expect(selected.migrations.map((m) => m.source.name)).toEqual(["pg-0"]);
+  });
+
   it("refuses a VM another plan is moving, and two VMs that would land on the same name", () => {
     const busy = [{ plan: "earlier", source: { cluster: "east", namespace: "db", name: "pg-0" }, target: { cluster: "north", namespace: "db", name: "pg-0" }, memoryBytes: GiB }];
     const r = expand(plan(), { east: east(), west: west() }, clusters(), busy);

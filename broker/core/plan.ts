@@ -82,8 +82,11 @@ function selectVms(spec: Spec, inv: Inventory, findings: Finding[]): Selected[] 
     const out: Selected[] = [];
     spec.vms.forEach((ref, i) => {
       const vm = inv.vms.find((v) => v.namespace === ref.namespace && v.name === ref.name);
+      const left = inv.omitted?.items.find((o) => o.kind === "VirtualMachine" && o.name === `${ref.namespace}/${ref.name}`);
       if (vm) out.push({ vm, listed: i });
-      else {
+      else if (left) {
+        findings.push(finding("error", "VmNotReported", `cluster ${source}'s agent left VM ${ref.namespace}/${ref.name} out of its inventory: ${left.reason}`, "change what the reason names on the VM, or move it by hand", `spec.vms[${i}]`, { cluster: source, ...ref }));
+      } else {
         findings.push(
           finding("error", "VmNotFound", `VM ${ref.namespace}/${ref.name} does not exist on cluster ${source}`, "fix the namespace/name, or remove the entry", `spec.vms[${i}]`, { cluster: source, ...ref }),
         );
@@ -93,6 +96,10 @@ function selectVms(spec: Spec, inv: Inventory, findings: Finding[]): Selected[] 
   }
   const sel = spec.selector ?? {};
   const picked = inv.vms.filter((vm) => (sel.namespaces ? sel.namespaces.includes(vm.namespace) : true) && (sel.labelSelector ? matchesSelector(sel.labelSelector, vm.labels ?? {}) : true));
+  const vmsLeftOut = inv.omitted?.items.filter((o) => o.kind === "VirtualMachine") ?? [];
+  if (vmsLeftOut.length > 0) {
+    findings.push(finding("warning", "VmsNotReported", `cluster ${source}'s agent left ${inv.omitted!.total} object(s) out of its inventory, so the selector cannot see them (first: ${vmsLeftOut[0]!.name}: ${vmsLeftOut[0]!.reason})`, "see the agent's log for the full list", "spec.selector"));
+  }
   if (picked.length === 0) {
     findings.push(finding("error", "NothingSelected", `spec.selector matches no VM on cluster ${source}`, "widen the selector (namespaces, labelSelector) or check the source cluster", "spec.selector"));
   }

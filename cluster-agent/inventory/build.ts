@@ -1,6 +1,7 @@
 // The Inventory report from a snapshot of the agent's caches. Pure: objects in, message body out.
 import type { z } from "zod";
-import type { Inventory, InventoryNode, InventoryVm, StorageClass } from "../../proto/bus/index.js";
+import { Inventory, InventoryNode, InventoryVm, StorageClass, type InventoryOmission } from "../../proto/bus/index.js";
+import { NamespaceName } from "../../proto/names.js";
 import { quantityBytes } from "../core/quantity.js";
 import { kubevirtInfo, type KubeVirtCR } from "./kubevirt.js";
 import type { DataVolume, Pvc, VirtualMachine, VirtualMachineInstance } from "../core/kube.js";
@@ -45,8 +46,8 @@ export function activeKubeVirt(s: Pick<Snapshot, "kubevirts" | "caConfigMaps">):
   return { kv, caBundle: bundle && bundle.includes("-----BEGIN CERTIFICATE-----") ? bundle : undefined };
 }
 
-/** Why there is no inventory yet, or the inventory. */
-export function buildInventory(s: Snapshot, now: Date): { ok: true; body: InventoryBody } | { ok: false; reason: string } {
+/** Why there is no inventory yet, or the inventory (every item valid, within `maxBytes` as JSON). */
+export function buildInventory(s: Snapshot, now: Date, maxBytes = Number.MAX_SAFE_INTEGER): { ok: true; body: InventoryBody } | { ok: false; reason: string } {
   const active = activeKubeVirt(s);
   if (!active) return { ok: false, reason: "no KubeVirt CR (kubevirt.io/v1 KubeVirt) in the cluster: install KubeVirt" };
   const kubevirt = kubevirtInfo(active.kv, active.caBundle);
@@ -80,7 +81,60 @@ export function buildInventory(s: Snapshot, now: Date): { ok: true; body: Invent
       })
       .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`)),
   };
-  return { ok: true, body };
+  return { ok: true, body: fitInventory(body, maxBytes) };
+}
+
+/** Room left in a report for its envelope (apiVersion, kind, cluster, epoch, seq). */
+const ENVELOPE_BYTES = 1024;
+const MAX_OMISSIONS_LISTED = 100;
+const LIST_LIMITS = { vms: 20_000, nodes: 5000, storageClasses: 256, networks: 4096, namespaces: 10_000 } as const;
+
+/**
+ * Keeps what the bus schema accepts and drops (naming each) what it would refuse, so one odd object
+ * (a VM with more labels than ferry carries, say) never makes the whole report invalid and the
+ * cluster invisible; then leaves out VMs from the end until the report fits `maxBytes`.
+ */
+export function fitInventory(body: InventoryBody, maxBytes: number): InventoryBody {
+  const omitted: InventoryOmission[] = [];
+  let total = 0;
+  const omit = (kind: InventoryOmission["kind"], name: string, reason: string) => {
+    total++;
+    if (omitted.length < MAX_OMISSIONS_LISTED) omitted.push({ kind, name: name.slice(0, 320), reason: reason.slice(0, 1024) });
+  };
+  const keep = <T>(items: T[], schema: { safeParse(v: unknown): { success: boolean; error?: { issues: { path: PropertyKey[]; message: string }[] } } }, kind: InventoryOmission["kind"], nameOf: (t: T) => string, max: number): T[] => {
+    const out: T[] = [];
+    for (const item of items) {
+      const r = schema.safeParse(item);
+      if (!r.success) {
+        const issue = r.error!.issues[0]!;
+        omit(kind, nameOf(item), `ferry cannot carry it: ${issue.path.map(String).join(".") || "value"}: ${issue.message}`);
+      } else if (out.length >= max) omit(kind, nameOf(item), `more than ${max} ${kind}s in one cluster`);
+      else out.push(item);
+    }
+    return out;
+  };
+  const vmName = (v: InventoryVm) => `${v.namespace}/${v.name}`;
+  const fitted: InventoryBody = {
+    ...body,
+    storageClasses: keep(body.storageClasses, StorageClass, "StorageClass", (c) => c.name, LIST_LIMITS.storageClasses),
+    networks: keep(body.networks, Inventory.shape.networks.element, "Network", (n) => `${n.namespace}/${n.name}`, LIST_LIMITS.networks),
+    nodes: keep(body.nodes, InventoryNode, "Node", (n) => n.name, LIST_LIMITS.nodes),
+    namespaces: keep(body.namespaces, NamespaceName, "Namespace", (n) => n, LIST_LIMITS.namespaces),
+    vms: keep(body.vms, InventoryVm, "VirtualMachine", vmName, LIST_LIMITS.vms),
+  };
+  // Over the bus limit: report the VMs that fit, name the rest (JSON size is additive per entry).
+  const budget = maxBytes - ENVELOPE_BYTES - 64 * 1024; // room for the omissions list itself
+  let size = Buffer.byteLength(JSON.stringify({ ...fitted, vms: [] }));
+  const vms: InventoryVm[] = [];
+  for (const vm of fitted.vms) {
+    const add = Buffer.byteLength(JSON.stringify(vm)) + 1;
+    if (size + add > budget) omit("VirtualMachine", vmName(vm), `the inventory would exceed the bus limit of ${Math.round(maxBytes / 2 ** 20)} MiB; ferry reports the VMs that fit`);
+    else {
+      size += add;
+      vms.push(vm);
+    }
+  }
+  return { ...fitted, vms, ...(total > 0 ? { omitted: { total, items: omitted } } : {}) };
 }
 
 const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);

@@ -14,7 +14,7 @@ import { readFileSync } from "node:fs";
 import { CoreV1Api, CustomObjectsApi, KubeConfig, StorageV1Api, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { BusHandlerError, connectBus, publishReport, serveRpc, subscribeTasks, type Bus, type BusSubscription } from "../../bus/index.js";
-import { BUS_API_VERSION, type Hello, type Inventory, type Message, type Status, type TaskSet, type TaskStatus } from "../../proto/bus/index.js";
+import { BUS_API_VERSION, MAX_MESSAGE_BYTES, type Hello, type Inventory, type Message, type Status, type TaskSet, type TaskStatus } from "../../proto/bus/index.js";
 import { readBootstrapToken, type AgentConfig } from "../config.js";
 import { MIGRATION_LABEL, type ExecutorOptions, type TaskExecutor } from "../executor.js";
 import { activeKubeVirt, buildInventory, KUBEVIRT_CA_CONFIGMAP, type InventoryBody, type Obj, type Snapshot } from "../inventory/build.js";
@@ -246,13 +246,14 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
     // ---- inventory
     let lastInventory: string | undefined;
     const inventoryMessage = (): Inventory | { problem: string } => {
-      const built = buildInventory(snapshot(), now());
+      const built = buildInventory(snapshot(), now(), MAX_MESSAGE_BYTES.inventory);
       if (!built.ok) return { problem: built.reason };
       return { ...head("Inventory"), ...built.body };
     };
+    let lastOmitted = "null";
     const publishInventory = (trigger: "connect" | "change" | "periodic") => {
       inventoryDirty = false;
-      const built = buildInventory(snapshot(), now());
+      const built = buildInventory(snapshot(), now(), MAX_MESSAGE_BYTES.inventory);
       if (!built.ok) {
         if (inventoryProblem !== built.reason) log.warn({ reason: built.reason }, "no inventory to publish yet");
         inventoryProblem = built.reason;
@@ -264,6 +265,9 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
       lastInventory = key;
       publish("inventory", { ...head("Inventory"), ...built.body });
       metrics.inventoryPublishes.inc({ trigger });
+      const omitted = JSON.stringify(built.body.omitted ?? null);
+      if (omitted !== lastOmitted && built.body.omitted) log.warn({ total: built.body.omitted.total, first: built.body.omitted.items.slice(0, 5) }, "objects left out of the inventory (ferry cannot carry them)");
+      lastOmitted = omitted;
       log.debug({ trigger, vms: built.body.vms.length }, "inventory published");
     };
     let inventoryTimer: NodeJS.Timeout | undefined;
@@ -278,7 +282,7 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
 
     // ---- hello / heartbeat / status
     const capabilities = (): Hello["capabilities"] => {
-      const inv = buildInventory(snapshot(), now());
+      const inv = buildInventory(snapshot(), now(), MAX_MESSAGE_BYTES.inventory);
       if (!inv.ok) return [];
       const caps: Hello["capabilities"] = ["offline-migration"];
       if (inv.body.kubevirt.decentralizedLiveMigration) caps.unshift("decentralized-live-migration");

@@ -174,8 +174,20 @@ export const Inventory = z.object({
   nodes: z.array(InventoryNode).max(5000),
   namespaces: z.array(NamespaceName).max(10_000),
   vms: z.array(InventoryVm).max(20_000),
+  /**
+   * What the agent left out because ferry cannot represent it (a VM with more labels than ferry
+   * carries, a name beyond the limits) or because the report would exceed the bus limit; one odd
+   * object must not hide the whole cluster. `total` counts every omission, `items` the first ones.
+   */
+  omitted: z
+    .object({
+      total: Count,
+      items: z.array(z.object({ kind: z.enum(["VirtualMachine", "Node", "StorageClass", "Network", "Namespace"]), name: z.string().max(320), reason: Text })).max(100),
+    })
+    .optional(),
 });
 export type Inventory = z.infer<typeof Inventory>;
+export type InventoryOmission = NonNullable<Inventory["omitted"]>["items"][number];
 
 /** What an agent does about a task, as it reports it. */
 export const TaskStep = z.enum([
