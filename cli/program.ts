@@ -256,10 +256,10 @@ Examples:
 
   cluster
     .command("cordon")
-    .description("start no new migrations to or from the cluster (running ones finish)")
+    .description("start no new migrations to or from the cluster (running ones finish), except an evacuation of it")
     .argument("<name>")
     .option("--reason <text>", "why; shown in cluster list and in why-waiting messages", "")
-    .addHelpText("after", '\nExample:\n  ferryctl cluster cordon east --reason "kernel upgrade, OPS-123"')
+    .addHelpText("after", '\nExamples:\n  ferryctl cluster cordon east --reason "kernel upgrade, OPS-123"\n  ferryctl cluster cordon east --reason decommission && ferryctl evacuate east -w   # drain it')
     .action(async (name: string, o: { reason: string }) => {
       const res = await broker().call("clusters", "cordonCluster", { name, reason: o.reason });
       write(`cluster/${res.cluster?.name ?? name} cordoned${o.reason ? ` (${o.reason})` : ""}\n`);

@@ -156,6 +156,8 @@ export function clusterIssues(
   kinds: ReadonlySet<MigrationKind>,
   now: Date,
   field: string,
+  /** An evacuation of this (source) cluster: a cordon does not hold it back. */
+  draining = false,
 ): Finding[] {
   const out: Finding[] = [];
   if (!view || view.availability === "unknown") {
@@ -170,7 +172,7 @@ export function clusterIssues(
         : finding("error", "ClusterUnreachable", `${role} cluster ${name} is unreachable${seen} and has never reported an inventory`, `check the ferry agent on ${name} and its connection to NATS`, field),
     );
   }
-  if (view.cordon) {
+  if (view.cordon && !draining) {
     out.push(finding("warning", "ClusterCordoned", `${role} cluster ${name} is cordoned (${view.cordon.reason}); its migrations wait until it is uncordoned`, `ferryctl cluster uncordon ${name}`, field));
   }
   const need = (capability: ClusterView["capabilities"][number], why: string) => {

@@ -215,6 +215,13 @@ describe("evacuation", () => {
     ]);
     expect(r.migrations[0]?.placement).toMatch(/^placed on north: 88% of its memory free afterwards/);
 
+    // Cordon, then evacuate: the drained source raises no cordon warning; a cordoned candidate is passed over.
+    const drained = expand(plan({ vms: undefined, selector: { allVMs: true }, target: { evacuate: true } }), { east: src, west: west(), north: inventory("north") }, clusters({ east: { cordon: { reason: "decommission" } }, north: { cordon: { reason: "full" } } }));
+    expect(drained.findings).toEqual([]);
+    expect(drained.migrations.map((m) => m.target.cluster)).toEqual(["west", "west"]);
+    const moved = expand(plan(), { east: src, west: west() }, clusters({ east: { cordon: { reason: "decommission" } } }));
+    expect(codes(moved.findings)).toContain("warning:ClusterCordoned");
+
     const bad = expand(plan({ vms: undefined, selector: { allVMs: true }, target: { evacuate: true, candidates: ["west", "ghost"] } }), { east: src, west: west() });
     expect(bad.findings).toEqual([expect.objectContaining({ code: "ClusterUnknown", field: "spec.target.candidates[1]" })]);
   });

@@ -205,7 +205,7 @@ export function expandPlan(input: ExpandInput): Expansion {
     else toPlace.push({ ref: s.ref, vm: s.vm });
   }
 
-  findings.push(...clusterIssues(srcName, srcView, srcInv, "source", kinds, now, "spec.source.cluster"));
+  findings.push(...clusterIssues(srcName, srcView, srcInv, "source", kinds, now, "spec.source.cluster", spec.target.evacuate === true));
 
   if (spec.target.cluster) {
     const tgtName = spec.target.cluster;

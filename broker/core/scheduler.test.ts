@@ -87,6 +87,12 @@ describe("scheduler limits and why-waiting texts", () => {
     expect(schedule(input([m], { clusters: { west: view("west") } })).waiting.get(m.uid)).toBe("source cluster east is not registered with the broker");
     const cordoned = { east: view("east"), west: view("west", { cordon: { reason: "maintenance" } }) };
     expect(schedule(input([m], { clusters: cordoned })).waiting.get(m.uid)).toBe("cluster west cordoned: maintenance");
+    // Cordon, then evacuate: an evacuation leaves its cordoned source, never lands on a cordoned target.
+    const sourceCordoned = { east: view("east", { cordon: { reason: "kernel upgrade" } }), west: view("west") };
+    expect(schedule(input([m], { clusters: sourceCordoned })).waiting.get(m.uid)).toBe("cluster east cordoned: kernel upgrade");
+    const drain = plan({ vms: undefined, selector: { allVMs: true }, target: { evacuate: true } });
+    expect(schedule(input([m], { clusters: sourceCordoned }, drain)).start).toEqual([m.uid]);
+    expect(schedule(input([m], { clusters: { ...sourceCordoned, west: view("west", { cordon: { reason: "full" } }) } }, drain)).waiting.get(m.uid)).toBe("cluster west cordoned: full");
 
     const night = plan({ window: { start: "22:00", end: "06:00", timeZone: "Europe/Berlin" } });
     expect(schedule(input([m], {}, night)).waiting.get(m.uid)).toBe("outside the plan's window 22:00–06:00 Europe/Berlin");

@@ -8,8 +8,9 @@
 //     the VMIMs of decentralized migrations on both sides),
 //   - each source node's parallelOutboundMigrationsPerNode.
 // Offline moves (CDI clones, no VMIM) count against the plan and broker caps only.
-// Nothing starts from or to a cluster that is unreachable, unknown or cordoned, outside the plan's
-// window, or before its back-off has passed.
+// Nothing starts from or to a cluster that is unreachable, unknown or cordoned (except an evacuation
+// leaving its cordoned source: cordon, then evacuate, drains a cluster), outside the plan's window,
+// or before its back-off has passed.
 //
 // Order: largest first (memory + disks, the bytes KubeVirt must move). Slots are the scarce
 // resource and the longest migrations set the makespan; starting them early lets the small ones
@@ -129,11 +130,12 @@ export function schedule(input: ScheduleInput, options: { order?: Order } = {}):
       if (!v || v.availability === "unknown") return `${role} cluster ${c} is not registered with the broker`;
       if (v.availability === "unreachable") return `${role} cluster ${c} is unreachable${v.lastSeen ? ` (last seen ${formatTime(v.lastSeen, now)})` : ""}`;
     }
+    const spec = plan.document.spec;
     for (const c of clustersOf(m)) {
       const cordon = clusters[c]?.cordon;
-      if (cordon) return `cluster ${c} cordoned: ${cordon.reason}`;
+      // Cordon, then evacuate, is how a cluster is drained: its evacuation may leave it.
+      if (cordon && !(spec.target.evacuate && c === m.source.cluster)) return `cluster ${c} cordoned: ${cordon.reason}`;
     }
-    const spec = plan.document.spec;
     if (!windowContains(spec.window, now)) {
       const w = spec.window;
       return `outside the plan's window ${w?.start}–${w?.end} ${w?.timeZone}`;
