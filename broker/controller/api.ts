@@ -234,7 +234,19 @@ export class ControllerApi {
             violations: unfinished.map((m) => ({ type: "MigrationUnfinished", subject: migrationName(m.value), description: `migration ${m.value.uid} is ${m.value.state}` })),
           });
         }
-        for (const m of migrations) await c.store.deleteMigration(m.key);
+        for (const m of migrations) {
+          try {
+            await c.store.deleteMigration(m.key, m.revision);
+          } catch (e) {
+            if (!isCasConflict(e)) throw e;
+            // Written since it was read (a retry asked for meanwhile): delete it only if still finished.
+            const now = (await c.store.planMigrations(name)).find((x) => x.key === m.key);
+            if (now && !isTerminal(now.value.state)) {
+              throw new BrokerError("failed-precondition", `migration ${migrationName(now.value)} became ${now.value.state} while plan "${name}" was being deleted; cancel it, then delete the plan`, { reason: "PLAN_NOT_FINISHED" });
+            }
+            if (now) await c.store.deleteMigration(now.key, now.revision);
+          }
+        }
         // The loop may have just rewritten the plan's status: delete at the revision read last.
         for (let cur: Cached<PlanRecord> | undefined = p, i = 0; cur; i++) {
           try {

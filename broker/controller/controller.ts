@@ -221,7 +221,7 @@ export class Controller {
       if (plans.has(c.value.plan)) live.push(c);
       else if (now.getTime() - new Date(c.value.createdAt).getTime() > this.opts.orphanGraceMs) {
         this.log.warn({ key: c.key }, "deleting a migration record without a plan (a plan creation was cut short)");
-        await this.store.deleteMigration(c.key).catch((e: unknown) => this.log.warn({ key: c.key, err: String(e) }, "could not delete the orphan"));
+        await this.store.deleteMigration(c.key, c.revision).catch((e: unknown) => this.log.warn({ key: c.key, err: String(e) }, "could not delete the orphan"));
       }
     }
 

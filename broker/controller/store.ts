@@ -135,8 +135,9 @@ export class RecordStore {
     throw new Error(`${kv.bucket}/${start.key}: gave up after 10 conflicting writes`);
   }
 
-  async deleteMigration(key: string): Promise<void> {
-    await this.migrationKv.delete(key);
+  /** Deletes a migration record; with `revision`, only if nobody wrote it since (compare-and-set). */
+  async deleteMigration(key: string, revision?: number): Promise<void> {
+    await this.migrationKv.delete(key, revision !== undefined ? { revision } : {});
     this.migrations.delete(key);
   }
 
