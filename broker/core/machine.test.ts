@@ -217,13 +217,20 @@ describe("failures, rollback and retry", () => {
     expect(failed.commands).toEqual([]);
     expect(failed.migration.waitingReason).toContain("last error: describe-vm on east: Unavailable: no responders");
     expect(failed.events.map((e) => e.reason)).toEqual(["CommandFailed"]);
+    expect(failed.events[0]!.message).toContain("asking again in 1 s");
     // The stale error result is still around: it is not counted twice.
-    const soon = run(failed.migration, { results: [{ id: "m1-1/describe-vm", type: "describe-vm", reply: rpcError("Unavailable", "x") }] }, at(5));
+    const soon = run(failed.migration, { results: [{ id: "m1-1/describe-vm", type: "describe-vm", reply: rpcError("Unavailable", "x") }] }, at(0.5));
     expect(soon.commands).toEqual([]);
     expect(soon.migration).toEqual(failed.migration);
-    const later = run(failed.migration, {}, at(10));
+    const later = run(failed.migration, {}, at(1));
     expect(later.commands.map((c) => c.id)).toEqual(["m1-1/describe-vm#1"]);
-    const ok = run(later.migration, { results: [{ id: "m1-1/describe-vm#1", type: "describe-vm", reply: describeReply(m) }] }, at(11));
+    // Failing again doubles the pause (1, 2, 4, … s, at most 30 s).
+    const again = run(later.migration, { results: [{ id: "m1-1/describe-vm#1", type: "describe-vm", reply: rpcError("Internal", "500 from the API server") }] }, at(1));
+    expect(again.events[0]!.message).toContain("asking again in 2 s");
+    expect(run(again.migration, {}, at(2.5)).commands).toEqual([]);
+    const third = run(again.migration, {}, at(3));
+    expect(third.commands.map((c) => c.id)).toEqual(["m1-1/describe-vm#2"]);
+    const ok = run(third.migration, { results: [{ id: "m1-1/describe-vm#2", type: "describe-vm", reply: describeReply(m) }] }, at(4));
     expect(ok.migration.snapshot?.attempt).toBe(1);
   });
 

@@ -72,7 +72,11 @@ export interface StepResult {
 }
 
 /** Pause before a failed describe-vm/preflight is sent again. */
-export const COMMAND_RETRY_SECONDS = 10;
+/** A failed RPC (describe, preflight) is asked again after 1, 2, 4, … s, at most this often: API blips clear fast. */
+export const COMMAND_RETRY_MAX_SECONDS = 30;
+const commandRetrySeconds = (failures: number) => Math.min(COMMAND_RETRY_MAX_SECONDS, 2 ** Math.max(0, failures - 1));
+/** How many times the command with this id (`<base>` or `<base>#<n>`) has been tried. */
+const triesOf = (id: string) => (/#(\d+)$/.exec(id) ? Number(/#(\d+)$/.exec(id)![1]) + 1 : 1);
 /** States watched by the stall watchdog. Finalizing, RollingBack and Cancelling are never abandoned. */
 const WATCHED = new Set(["Validating", "Trusting", "PreparingTarget", "TargetReady", "Migrating"]);
 const ABORT_DONE = new Set(["Aborted", "CleanedUp"]);
@@ -415,7 +419,7 @@ class Run {
     const id = tries === 0 ? base : `${base}#${tries}`;
     const r = resultFor(this.o.results, id, type);
     if (r) return r;
-    if (!err || this.now.getTime() >= new Date(err.at).getTime() + COMMAND_RETRY_SECONDS * 1000) this.commands.push(make(id));
+    if (!err || this.now.getTime() >= new Date(err.at).getTime() + commandRetrySeconds(tries) * 1000) this.commands.push(make(id));
     return undefined;
   }
 
@@ -425,7 +429,7 @@ class Run {
     m.commandErrors = m.commandErrors.filter((e) => e.id !== base && !e.id.startsWith(`${base}#`));
     m.commandErrors.push({ id, message: clip(message), at: this.at });
     if (m.commandErrors.length > 8) m.commandErrors.splice(0, m.commandErrors.length - 8);
-    this.event("Warning", "CommandFailed", `${message}; asking again in ${formatSeconds(COMMAND_RETRY_SECONDS)}`);
+    this.event("Warning", "CommandFailed", `${message}; asking again in ${formatSeconds(commandRetrySeconds(triesOf(id)))}`);
   }
 
   private preparing(): void {

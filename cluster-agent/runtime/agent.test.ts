@@ -34,10 +34,16 @@ const agents: AgentHandle[] = [];
 function scriptedExecutor() {
   const reconciled: Task[] = [];
   const trusts: TaskSet["trust"][] = [];
+  /** The next this-many reconciles report a transient API failure (the step is kept). */
+  const script = { transient: 0 };
   const executor: TaskExecutor = {
     reconcile: (task) => {
       reconciled.push(task);
       const status: TaskStatus = { migrationUid: task.migrationUid, attempt: task.attempt, role: task.role, step: "Migrating", updatedAt: new Date().toISOString() };
+      if (script.transient > 0) {
+        script.transient--;
+        return Promise.resolve({ ...status, error: { code: "KubernetesApiUnavailable", message: "500 InternalError", fix: "ferry retries" } });
+      }
       return Promise.resolve(status);
     },
     reconcileTrust: (trust) => {
@@ -47,7 +53,7 @@ function scriptedExecutor() {
     preflight: (req) => Promise.resolve({ apiVersion: BUS_API_VERSION, kind: "PreflightResult", ok: req.side === "source", issues: [] }),
     describeVm: (req) => Promise.reject(new BusHandlerError("NotFound", `VirtualMachine ${req.vm.namespace}/${req.vm.name} not found`)),
   };
-  return { executor, reconciled, trusts };
+  return { executor, reconciled, trusts, script };
 }
 
 function config(over: Partial<AgentConfigInput> = {}): AgentConfig {
@@ -259,6 +265,20 @@ describe("cluster agent runtime", () => {
     );
     await eventually(() => {
       if (!exec.reconciled.slice(before).some((t) => t.migrationUid === uid)) throw new Error("no reconcile after the labelled VM changed");
+      return true;
+    });
+  });
+
+  it("a transient API failure is reconciled again with back-off, without waiting for an event or the resync", async () => {
+    exec.script.transient = 2;
+    const before = exec.reconciled.length;
+    await kc.makeApiClient(CustomObjectsApi).patchNamespacedCustomObject(
+      { group: "kubevirt.io", version: "v1", plural: "virtualmachines", namespace: "vms", name: "web-2", body: { metadata: { labels: { touched: "1" } } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    // One event, then two transient failures: three reconciles (the resync is an hour away).
+    await eventually(() => {
+      if (exec.script.transient > 0 || exec.reconciled.slice(before).filter((t) => t.migrationUid === uid).length < 3) throw new Error("not reconciled again after the transient failures");
       return true;
     });
   });

@@ -387,6 +387,8 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
           end();
         }
         if (book.observe(key, status)) statusChanged();
+        // A transient API failure kept the step: look again with back-off, not at the next resync.
+        if (status.error?.code === "KubernetesApiUnavailable") return "retry";
       },
     });
     cleanups.push(() => queue.stop());
