@@ -19,7 +19,7 @@ let stack: Stack;
 const dir = suiteDir("agent");
 let plans: PlanDriver;
 
-const VMS = ["t-volumes", "t-receiver", "t-receive-vmim", "t-receive-note", "s-send-vmim", "s-send-note", "copy", "s-delete", "l-volumes", "l-swap", "l-copy"];
+const VMS = ["flaky", "t-volumes", "t-receiver", "t-receive-vmim", "t-receive-note", "s-send-vmim", "s-send-note", "copy", "s-delete", "l-volumes", "l-swap", "l-copy"];
 const vm = (name: string) => ({ name, namespace: "vms", memory: "1Gi", cpu: 1, labels: { app: "crash" }, disks: [{ name: "rootdisk", size: "4Gi" }, { name: "data", size: "2Gi", template: false }] });
 
 beforeAll(async () => {
@@ -147,5 +147,38 @@ describe("agent killed at each step of a migration", () => {
     await crash(["east"]);
     await kv.setDirtyRate("vms", "l-copy", 0);
     await expectFinishedOnce("crash-l-copy", since, LOCAL_CREATES);
+  });
+  it("API server trouble throughout a migration (500, 429, 409, dropped and expired watches): one attempt, nothing twice", async () => {
+    const since = await marks();
+    for (const c of ["east", "west"]) {
+      await ctl().injectError(c, { verb: "get", resource: "virtualmachines", code: 500, count: 3 });
+      await ctl().injectError(c, { verb: "list", resource: "datavolumes", code: 500, count: 2 });
+      await ctl().injectError(c, { verb: "patch", resource: "virtualmachines", code: 409, reason: "Conflict", message: "the object has been modified; please apply your changes to the latest version and try again", count: 2 });
+    }
+    await ctl().injectError("west", { verb: "create", resource: "datavolumes", code: 429, retryAfterSeconds: 1, count: 1 });
+    await plans.create("flaky", { ...CROSS, vms: [{ namespace: "vms", name: "flaky" }] });
+    // Watches cut every half second, and once the history is compacted (410 Gone: relist).
+    let stop = false;
+    const chaos = (async () => {
+      for (let i = 0; !stop; i++) {
+        for (const c of ["east", "west"]) await (i === 3 ? ctl().expireWatches(c) : ctl().dropWatches(c));
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+    try {
+      await expectFinishedOnce("flaky", since, CROSS_CREATES);
+    } finally {
+      stop = true;
+      await chaos;
+    }
+    const log = await requestsSince(since);
+    for (const c of ["east", "west"]) {
+      // Every injected fault was met, and the agent re-listed after its watch history expired.
+      expect((await ctl().faults(c)).filter((f) => f.remaining !== 0)).toEqual([]);
+      expect(log.some((r) => r.cluster === c && r.injected)).toBe(true);
+      expect(log.some((r) => r.cluster === c && r.verb === "list" && r.resource === "virtualmachines")).toBe(true);
+      const ready = await fetch(`http://127.0.0.1:${stack.agents.get(c)!.httpPort}/readyz`);
+      expect(ready.status).toBe(200);
+    }
   });
 });
