@@ -1,4 +1,4 @@
-// The machine's kubectl (1.32) against the simulated API server, as a subprocess with the
+// kubectl (the machine's, else the pinned one) against the simulated API server, as a subprocess with the
 // kubeconfig the world writes.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -7,6 +7,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "./testing.js";
 import { type World, startWorld } from "./world.js";
+import { kubectlPath } from "../scripts/kubectl.js";
+
+// kubectl on PATH, else the pinned one (scripts/ensure-kubectl.mjs): tooling, not ferry code.
+const KUBECTL = await kubectlPath();
 
 let world: World;
 let tmp: string;
@@ -25,7 +29,7 @@ function kubectl(...args: string[]): Promise<Run> {
 function kubectlAt(config: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
-      "kubectl",
+      KUBECTL,
       ["--kubeconfig", config, "--cache-dir", join(tmp, "cache"), ...args],
       { env: { ...process.env, HOME: tmp, KUBECONFIG: "" }, timeout: 20_000 },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
@@ -67,7 +71,7 @@ function file(name: string, content: string): string {
 
 /** A running `kubectl ... -w`: lines so far, and a stop function. */
 function streaming(...args: string[]): { lines: string[]; stop(): void; proc: ChildProcess } {
-  const proc = spawn("kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", join(tmp, "cache"), ...args], { env: { ...process.env, HOME: tmp, KUBECONFIG: "" } });
+  const proc = spawn(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", join(tmp, "cache"), ...args], { env: { ...process.env, HOME: tmp, KUBECONFIG: "" } });
   const lines: string[] = [];
   let buf = "";
   proc.stdout.on("data", (d: Buffer) => {
@@ -270,7 +274,7 @@ describe("kubectl against the simulated API server", () => {
   it("is refused without the right token", async () => {
     const bad = file("bad-kubeconfig", world.cluster("a").kubeconfig.replace(world.cluster("a").token, "nope"));
     const r = await new Promise<Run>((resolve) =>
-      execFile("kubectl", ["--kubeconfig", bad, "--cache-dir", join(tmp, "cache-bad"), "get", "ns"], { env: { ...process.env, HOME: tmp } }, (err, stdout, stderr) =>
+      execFile(KUBECTL, ["--kubeconfig", bad, "--cache-dir", join(tmp, "cache-bad"), "get", "ns"], { env: { ...process.env, HOME: tmp } }, (err, stdout, stderr) =>
         resolve({ code: err ? 1 : 0, stdout, stderr }),
       ),
     );

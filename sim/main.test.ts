@@ -5,6 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SimControlClient } from "./control-client.js";
+import { kubectlPath } from "../scripts/kubectl.js";
+
+// kubectl on PATH, else the pinned one (scripts/ensure-kubectl.mjs): tooling, not ferry code.
+const KUBECTL = await kubectlPath();
 
 const root = join(import.meta.dirname, "..");
 
@@ -26,7 +30,7 @@ function start(args: string[]): { proc: ChildProcess; out: () => string; err: ()
 
 function kubectl(kubeconfig: string, cacheDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
-    execFile("kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", cacheDir, ...args], { env: { ...process.env, HOME: cacheDir } }, (e, stdout, stderr) =>
+    execFile(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", cacheDir, ...args], { env: { ...process.env, HOME: cacheDir } }, (e, stdout, stderr) =>
       resolve({ code: e ? 1 : 0, stdout, stderr }),
     ),
   );
