@@ -1,6 +1,6 @@
 // Runs the real ferryctl (cli/bin/ferryctl.js, as `npx ferryctl` does) as a subprocess, and writes
 // ferryctl configs with admin certificates from a broker test env.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,37 +15,35 @@ export interface RunResult {
   stderr: string;
 }
 
+/** Everything `child` writes, and its exit code, once it has exited. */
+export function collect(child: ChildProcess): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 /**
  * `ferryctl args…` on a pseudo-terminal (util-linux `script`), so stdout is a TTY as in a shell.
  * Output is what the terminal received, escape sequences included.
  */
 export function ferryctlOnTty(args: string[], opts: { config: string; columns?: number }): Promise<RunResult> {
   const quoted = [process.execPath, FERRYCTL, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
-  return new Promise((resolve, reject) => {
-    const child = spawn("script", ["-qec", `stty cols ${opts.columns ?? 160}; ${quoted}`, "/dev/null"], { env: { ...process.env, FERRY_CONFIG: opts.config }, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return collect(spawn("script", ["-qec", `stty cols ${opts.columns ?? 160}; ${quoted}`, "/dev/null"], { env: { ...process.env, FERRY_CONFIG: opts.config }, stdio: ["pipe", "pipe", "pipe"] }));
 }
 
 /** `ferryctl args…` with FERRY_CONFIG=config (unless env overrides it); stdin from `input`. */
 export function ferryctl(args: string[], opts: { config?: string; env?: Record<string, string>; input?: string; cwd?: string } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...(opts.config ? { FERRY_CONFIG: opts.config } : {}), ...opts.env };
-    if (!opts.config && !opts.env?.["FERRY_CONFIG"]) delete env["FERRY_CONFIG"];
-    const child = spawn(process.execPath, [FERRYCTL, ...args], { env, cwd: opts.cwd ?? process.cwd(), stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.input ?? "");
-  });
+  const env: NodeJS.ProcessEnv = { ...process.env, ...(opts.config ? { FERRY_CONFIG: opts.config } : {}), ...opts.env };
+  if (!opts.config && !opts.env?.["FERRY_CONFIG"]) delete env["FERRY_CONFIG"];
+  const child = spawn(process.execPath, [FERRYCTL, ...args], { env, cwd: opts.cwd ?? process.cwd(), stdio: ["pipe", "pipe", "pipe"] });
+  const done = collect(child);
+  child.stdin.end(opts.input ?? "");
+  return done;
 }
 
 export interface FerryctlProcess {

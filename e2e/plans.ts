@@ -13,6 +13,8 @@ import { afterEach } from "vitest";
 import { call, type BrokerClients } from "../broker/testing.js";
 import { MigrationState, type Migration } from "../proto/gen/ferry/v1/migrations.js";
 import { PlanPhase, type Plan } from "../proto/gen/ferry/v1/plans.js";
+import type { ScenarioInput } from "../sim/scenario.js";
+import { baseScenario } from "../stack/scenarios.js";
 import type { Stack } from "../stack/stack.js";
 import { checkInvariants, snapshotWorld, type Violation } from "./invariants.js";
 
@@ -155,4 +157,18 @@ async function describeVmims(stack: Stack): Promise<string> {
     }
   }
   return lines.join("\n") || "  (none)";
+}
+
+/**
+ * The stack's base scenario with these VMs per cluster, and KubeVirt's migration timeouts beyond any
+ * test: a copy the test holds in flight (a guest that never converges, agents that are dead) ends
+ * when the test releases it, never because KubeVirt gave up.
+ */
+export function patientScenario(vms: Record<string, NonNullable<NonNullable<ScenarioInput["clusters"]>[string]>["vms"]>): ScenarioInput {
+  const base = baseScenario();
+  return {
+    ...base,
+    defaults: { ...base.defaults, kubevirt: { migrations: { progressTimeout: 86_400, completionTimeoutPerGiB: 86_400 } } },
+    clusters: Object.fromEntries(Object.entries(vms).map(([c, v]) => [c, { vms: v }])),
+  };
 }

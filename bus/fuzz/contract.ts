@@ -14,8 +14,8 @@ import {
   tasksSubject,
   TaskSet,
   type MessageKind,
-  type Task,
 } from "../../proto/bus/index.js";
+import { repairTaskSet } from "../../proto/testing/task-set.js";
 import { arbitraryFor, type ArbitraryOptions } from "../../proto/testing/zod-arbitrary.js";
 
 /** The cluster every fuzzed message is addressed to / sent from. */
@@ -85,29 +85,11 @@ export const REPLY_CHANNELS: Channel[] = RPC_VERBS.map(
   }),
 );
 
-// Random values rarely satisfy the cross-field rules of a task set (tasks name their own cluster on
-// their local side, unique per migration and role): repair them (as proto's codec test does). Every
+// Task sets are repaired to satisfy their cross-field rules (proto/testing/task-set.ts); every
 // message is addressed to / from the channel's cluster so the receivers' cluster check accepts the
 // valid ones.
 function options(cluster: string): ArbitraryOptions {
-  return {
-    fixups: new Map([
-      [
-        TaskSet,
-        (set: TaskSet) => {
-          const seen = new Set<string>();
-          const tasks = set.tasks
-            .filter((t) => !seen.has(`${t.migrationUid}/${t.role}`) && seen.add(`${t.migrationUid}/${t.role}`))
-            .map((t): Task => {
-              const source = t.role === "target" ? t.source : { ...t.source, cluster };
-              const target = t.role === "source" ? t.target : { ...t.target, cluster };
-              return { ...t, source, target };
-            });
-          return { ...set, cluster, tasks };
-        },
-      ],
-    ]),
-  };
+  return { fixups: new Map([[TaskSet, (set: TaskSet) => repairTaskSet(set, cluster)]]) };
 }
 
 /** `count` valid messages of `kind` (seeded) claiming `cluster`, each re-checked against its schema. */

@@ -10,10 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MigrationState } from "../../proto/gen/ferry/v1/migrations.js";
 import { PlanPhase } from "../../proto/gen/ferry/v1/plans.js";
 import type { RequestLogEntry, Verb } from "../../sim/control-client.js";
-import { baseScenario } from "../../stack/scenarios.js";
 import { startStack, type Stack } from "../../stack/stack.js";
 import { snapshotWorld } from "../invariants.js";
-import { planDriver, suiteDir, type PlanDriver } from "../plans.js";
+import { patientScenario, planDriver, suiteDir, type PlanDriver } from "../plans.js";
 
 let stack: Stack;
 const dir = suiteDir("agent");
@@ -23,18 +22,7 @@ const VMS = ["flaky", "t-volumes", "t-receiver", "t-receive-vmim", "t-receive-no
 const vm = (name: string) => ({ name, namespace: "vms", memory: "1Gi", cpu: 1, labels: { app: "crash" }, disks: [{ name: "rootdisk", size: "4Gi" }, { name: "data", size: "2Gi", template: false }] });
 
 beforeAll(async () => {
-  const base = baseScenario();
-  stack = await startStack({
-    clusters: ["east", "west"],
-    dir: dir.path,
-    timeScale: 20,
-    scenario: {
-      ...base,
-      // KubeVirt must not give up on a migration held in flight while agents are dead.
-      defaults: { ...base.defaults, kubevirt: { migrations: { progressTimeout: 86_400, completionTimeoutPerGiB: 86_400 } } },
-      clusters: { east: { vms: VMS.map(vm) }, west: { vms: [] } },
-    },
-  });
+  stack = await startStack({ clusters: ["east", "west"], dir: dir.path, timeScale: 20, scenario: patientScenario({ east: VMS.map(vm), west: [] }) });
   await stack.waitClustersAvailable(120_000);
   plans = planDriver(stack);
 }, 240_000);

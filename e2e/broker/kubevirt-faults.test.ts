@@ -14,10 +14,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MigrationState } from "../../proto/gen/ferry/v1/migrations.js";
 import { PlanPhase } from "../../proto/gen/ferry/v1/plans.js";
-import { baseScenario } from "../../stack/scenarios.js";
 import { startStack, type Stack } from "../../stack/stack.js";
 import { monitorInvariants, snapshotWorld } from "../invariants.js";
-import { planDriver, suiteDir, type PlanDriver } from "../plans.js";
+import { patientScenario, planDriver, suiteDir, type PlanDriver } from "../plans.js";
 
 let stack: Stack;
 const dir = suiteDir("faults");
@@ -28,17 +27,7 @@ const vm = (name: string) => ({ name, namespace: "vms", memory: "2Gi", cpu: 1, d
 const ref = (name: string) => ({ namespace: "vms", name });
 
 beforeAll(async () => {
-  const base = baseScenario();
-  stack = await startStack({
-    clusters: ["east", "west"],
-    dir: dir.path,
-    timeScale: 20,
-    scenario: {
-      ...base,
-      defaults: { ...base.defaults, kubevirt: { migrations: { progressTimeout: 86_400, completionTimeoutPerGiB: 86_400 } } },
-      clusters: { east: { vms: [vm("stalled"), vm("untrusted")] }, west: { vms: [] } },
-    },
-  });
+  stack = await startStack({ clusters: ["east", "west"], dir: dir.path, timeScale: 20, scenario: patientScenario({ east: [vm("stalled"), vm("untrusted")], west: [] }) });
   await stack.waitClustersAvailable(120_000);
   plans = planDriver(stack);
   monitor = monitorInvariants(stack.world, () => plans.seen(), { intervalMs: 250 });

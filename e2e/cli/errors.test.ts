@@ -6,6 +6,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { collect, type RunResult } from "../../cli/testing.js";
 import { REPO } from "../../stack/stack.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ferry-errors-"));
@@ -16,16 +17,8 @@ const brokenNats = join(tmp, "nats-server");
 writeFileSync(brokenNats, "#!/bin/sh\necho 'nats-server: listen tcp 127.0.0.1:4222: address already in use' >&2\nexit 1\n");
 chmodSync(brokenNats, 0o755);
 
-function run(script: "demo" | "main", args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(REPO, `stack/${script}.ts`), ...args], { cwd: REPO, env: { ...process.env, FERRY_DEBUG: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+function run(script: "demo" | "main", args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  return collect(spawn(process.execPath, ["--import", "tsx", join(REPO, `stack/${script}.ts`), ...args], { cwd: REPO, env: { ...process.env, FERRY_DEBUG: "", ...env }, stdio: ["ignore", "pipe", "pipe"] }));
 }
 
 const STACK_TRACE = /^\s+at /m;

@@ -3,32 +3,14 @@ import { describe, expect, it } from "vitest";
 import { arbitraryFor, badValuesFor, DELETE, mutate, pathCovers, RenameKey, sitesOf, type ArbitraryOptions } from "../testing/zod-arbitrary.js";
 import { decode, encode, MAX_MESSAGE_BYTES, MESSAGES, NATS_MAX_PAYLOAD, type Message, type MessageKind } from "./codec.js";
 import { formatPath } from "../issues.js";
-import { TaskSet, type Task } from "./tasks.js";
+import { repairTaskSet } from "../testing/task-set.js";
+import { TaskSet } from "./tasks.js";
 import { clipText, Text, TEXT_MAX } from "./common.js";
 
 const KINDS = Object.keys(MESSAGES) as MessageKind[];
 const bytesOf = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
-// A task set's tasks must name its own cluster on their local side(s) and be unique per
-// migration and role; random values almost never are, so repair them instead of filtering.
-const options: ArbitraryOptions = {
-  fixups: new Map([
-    [
-      TaskSet,
-      (set: TaskSet) => {
-        const seen = new Set<string>();
-        const tasks = set.tasks
-          .filter((t) => !seen.has(`${t.migrationUid}/${t.role}`) && seen.add(`${t.migrationUid}/${t.role}`))
-          .map((t): Task => {
-            const source = t.role === "target" ? t.source : { ...t.source, cluster: set.cluster };
-            const target = t.role === "source" ? t.target : { ...t.target, cluster: set.cluster };
-            return { ...t, source, target };
-          });
-        return { ...set, tasks };
-      },
-    ],
-  ]),
-};
+const options: ArbitraryOptions = { fixups: new Map([[TaskSet, (set: TaskSet) => repairTaskSet(set)]]) };
 
 /** Over-long arrays no bigger than the room the message's byte limit leaves (else the size check answers first). */
 const budget = (kind: MessageKind, value: unknown) => ({ maxArrayBytes: Math.min(256 * 1024, MAX_MESSAGE_BYTES[kind] - bytesOf(value).length - 1024) });
