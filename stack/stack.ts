@@ -12,7 +12,7 @@
 // await, and shutdown is ordered. Everything whose death a test wants to cause (brokers, agents,
 // NATS) is a separate process; the sim stands in for Kubernetes, which ferry never kills.
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CoreV1Api } from "@kubernetes/client-node";
@@ -157,7 +157,18 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
     // 2. NATS + broker secrets, then the brokers.
     const env = await startBrokerEnv();
-    cleanups.push(() => env.stop());
+    cleanups.push(async () => {
+      // The brokers' logs live in the broker env's directory, which stop() removes: keep copies.
+      for (const b of brokers) {
+        try {
+          rmSync(join(logs, `${b.identity}.log`), { force: true });
+          copyFileSync(b.logPath, join(logs, `${b.identity}.log`));
+        } catch {
+          // a log copy is a convenience only
+        }
+      }
+      await env.stop();
+    });
     const brokers: BrokerProcess[] = [];
     for (let i = 0; i < (opts.brokers ?? 1); i++) {
       const b = await env.startProcess(`broker-${i}`, opts.brokerConfig ?? {});

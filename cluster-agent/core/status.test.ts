@@ -102,9 +102,14 @@ describe("status derivation", () => {
     // Not final, the copy never started (its peer is gone): after the grace.
     expect(heldVmim(deleted("Scheduling"), referred, after(59), grace)?.release).toBeUndefined();
     expect(heldVmim(deleted("Scheduling"), referred, after(61), grace)).toMatchObject({ release: ["kubevirt.io/migrationJobFinalize"], why: expect.stringContaining("the copy never started") });
-    // Not final and copying: KubeVirt aborts it; ferry never forces it.
+    // A source that is copying: KubeVirt aborts it; ferry never forces it.
     const copying = vmi({ migrationUid: "u1", startTimestamp: t0.toISOString(), sourceState: { migrationUID: "u1" } });
     expect(heldVmim(deleted("Running"), copying, after(3600), grace)).toEqual({ why: expect.stringContaining("KubeVirt is aborting the copy") as string });
+    // A receiver that is copying is disposable: released after the grace.
+    const receive = { ...deleted("Running"), spec: { vmiName: "web-1", receive: { migrationID: "m1-1" } } };
+    const receiving = vmi({ migrationUid: "u1", startTimestamp: t0.toISOString(), targetState: { migrationUID: "u1" } });
+    expect(heldVmim(receive, receiving, after(30), grace)?.release).toBeUndefined();
+    expect(heldVmim(receive, receiving, after(61), grace)).toMatchObject({ release: ["kubevirt.io/migrationJobFinalize"], why: expect.stringContaining("receiver's copy is being cancelled") as string });
   });
 });
 

@@ -105,8 +105,8 @@ export interface HeldVmim {
  * decentralized source cancelled after hand-off waits for a peer that no longer exists. A held VMIM
  * blocks the next attempt ("another migration job is running"). ferry lifts the finalizers of a
  * VMIM it deleted when no KubeVirt controller can: a final VMIM its VMI no longer refers to, at
- * once; a final one still held after `graceMs`; a non-final one held after `graceMs` whose copy
- * never started. A copy that started is KubeVirt's to abort, never forced.
+ * once; after `graceMs`, a final one, one whose copy never started, or a receive VMIM (the receiver
+ * of an uncompleted migration is disposable). A source whose copy started is never forced.
  */
 export function heldVmim(vmim: Vmim, vmi: VirtualMachineInstance | undefined, now: Date, graceMs: number): HeldVmim | undefined {
   const since = vmim.metadata.deletionTimestamp;
@@ -121,8 +121,14 @@ export function heldVmim(vmim: Vmim, vmi: VirtualMachineInstance | undefined, no
   const what = `VMIM ${vmim.metadata.name ?? "?"} (phase ${phase || "unset"}) is deleted but held by ${finalizers.join(", ")}`;
   if (final && !referenced) return { release: finalizers, why: `${what}; its VMI ${vmi ? "was re-created" : "is gone"}, so KubeVirt will never finish it` };
   const startedCopy = referenced && ms?.migrationUid === uid && ms?.startTimestamp !== undefined;
-  if (heldFor >= graceMs && (final || !startedCopy)) return { release: finalizers, why: `${what} for ${Math.round(heldFor / 1000)} s and ${final ? "the migration is final" : "the copy never started (its peer is gone)"}` };
-  if (startedCopy) return { why: `${what}; KubeVirt is aborting the copy` };
+  // A receiver that has not completed is disposable (ferry deletes it next); a source copy that
+  // started is KubeVirt's to abort: forcing it could let the hand-over finish into a deleted receiver.
+  const receiver = vmim.spec.receive !== undefined;
+  if (heldFor >= graceMs && (final || !startedCopy || receiver)) {
+    const why = final ? "the migration is final" : startedCopy ? "the receiver's copy is being cancelled (its source has let go)" : "the copy never started (its peer is gone)";
+    return { release: finalizers, why: `${what} for ${Math.round(heldFor / 1000)} s and ${why}` };
+  }
+  if (startedCopy && !receiver) return { why: `${what}; KubeVirt is aborting the copy` };
   const releaseAt = new Date(Date.parse(since) + graceMs);
   return { why: `${what}; ferry lifts the finalizers at ${releaseAt.toISOString()} unless KubeVirt finishes first`, releaseAt };
 }

@@ -240,8 +240,11 @@ export class SyncController {
     try {
       await this.handleTargetState(vmi, m);
     } catch (e) {
+      // KubeVirt re-stamps the condition's lastTransitionTime on every failure, so its own patch
+      // re-queues the VMI and the call is retried; the sim keeps the condition stable and retries
+      // with the work queue's back-off instead.
       this.setFailure(vmi, (e as Error).message);
-      return;
+      throw e;
     }
     if (m.status?.phase === Phase.WaitingForSync) this.setFailure(vmi, Msg.waitingForSync);
     else this.clearFailure(vmi);
