@@ -367,6 +367,21 @@ describe("ferry-agent", () => {
     expect(nsDefault.verbs).not.toContain("create");
   });
 
+  it("grants the virt-handler metrics read (pods list, pods/proxy get) in the KubeVirt namespace only, and not with rbac.migrationProgress=false", () => {
+    const objs = render(chart, ["-f", join(chartsDir, chart, "ci", "full-values.yaml")], "rel", "ferry-agent");
+    const role = one(objs, "Role", "rel-ferry-agent-migration-progress") as K8sObject & { rules: Rule[] };
+    expect(role.metadata.namespace).toBe("openshift-cnv");
+    expect(role.rules).toEqual([
+      { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+      { apiGroups: [""], resources: ["pods/proxy"], verbs: ["get"] },
+    ]);
+    expect(one(objs, "RoleBinding", "rel-ferry-agent-migration-progress")["subjects"]).toEqual([{ kind: "ServiceAccount", name: "rel-ferry-agent", namespace: "ferry-agent" }]);
+    const cluster = (one(objs, "ClusterRole") as K8sObject & { rules: Rule[] }).rules;
+    expect(cluster.flatMap((r) => r.resources ?? []).filter((x) => x.startsWith("pods"))).toEqual([]);
+    const off = render(chart, ["-f", join(chartsDir, chart, "ci", "full-values.yaml"), "--set", "rbac.migrationProgress=false"], "rel", "ferry-agent");
+    expect(off.filter((o) => o.metadata.name === "rel-ferry-agent-migration-progress")).toEqual([]);
+  });
+
   it("lists every RBAC rule in the README, with exactly the rendered verbs", () => {
     // README rows: | scope | API group | resource | resourceNames | verbs | why |
     const readme = readFileSync(join(chartsDir, chart, "README.md"), "utf8");

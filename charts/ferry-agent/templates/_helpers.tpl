@@ -187,6 +187,19 @@ charts.test.ts checks the README lists every rule rendered here.
   verbs: [get, update, patch]
 {{- end }}
 
+{{/* In the KubeVirt namespace, when rbac.migrationProgress: live-migration progress from virt-handler. */}}
+{{- define "ferry-agent.progressRules" -}}
+# Which virt-handler pod (kubevirt.io=virt-handler) runs on a migrating VMI's node.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+# Its metrics (GET pods/https:<pod>:8443/proxy/metrics): KubeVirt exports a live migration's bytes
+# only there. Grants GET to any port of any pod in this namespace, hence the switch.
+- apiGroups: [""]
+  resources: [pods/proxy]
+  verbs: [get]
+{{- end }}
+
 {{/* In the agent's namespace only: its own credentials. */}}
 {{- define "ferry-agent.credentialsRules" -}}
 # The agent's certificate, key, CA, NATS JWT and seed: read at start, replaced on every renewal
