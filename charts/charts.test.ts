@@ -259,6 +259,7 @@ describe("ferry-agent", () => {
     "FERRY_CREDENTIALS_SECRET",
     "FERRY_HTTP_LISTEN",
     "FERRY_IN_CLUSTER",
+    "FERRY_KUBEVIRT_NAMESPACE",
     "FERRY_LOG_LEVEL",
     "FERRY_NAMESPACE",
     "FERRY_NATS_URLS",
@@ -300,6 +301,7 @@ describe("ferry-agent", () => {
       FERRY_IN_CLUSTER: "true",
       FERRY_HTTP_LISTEN: "0.0.0.0:9090",
       FERRY_LOG_LEVEL: "info",
+      FERRY_KUBEVIRT_NAMESPACE: "kubevirt",
     });
     expect(Object.keys(env).sort()).toEqual(CONFIG_ENV);
     const kc = render(chart, [...enroll, "--set", "kube.mode=kubeconfig,kube.kubeconfigSecret=east-kubeconfig"]);

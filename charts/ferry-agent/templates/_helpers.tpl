@@ -71,6 +71,7 @@ inCluster: FERRY_IN_CLUSTER
 kubeconfig: FERRY_KUBECONFIG
 httpListen: FERRY_HTTP_LISTEN
 logLevel: FERRY_LOG_LEVEL
+kubevirtNamespace: FERRY_KUBEVIRT_NAMESPACE
 {{- end }}
 
 {{/* Files mounted into the agent container. */}}
@@ -113,6 +114,8 @@ kubeconfig: /etc/ferry/kubeconfig/kubeconfig
   value: {{ printf "0.0.0.0:%d" (int .Values.http.port) | quote }}
 - name: {{ $k.logLevel }}
   value: {{ .Values.logLevel | quote }}
+- name: {{ $k.kubevirtNamespace }}
+  value: {{ .Values.kubevirt.namespace | quote }}
 {{- end }}
 
 {{/*
