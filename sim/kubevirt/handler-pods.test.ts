@@ -64,8 +64,11 @@ describe("virt-handler pods", () => {
     // read-only, like the virt-launcher pods
     expect((await expectApiError(() => c.k.delete("Pod", "kubevirt", pods[0].metadata.name))).code).toBe(405);
 
+    const versions = new Map(pods.map((p) => [p.metadata.name, p.metadata.resourceVersion]));
     await c.k.create("Node", undefined, { metadata: { name: "c1-node-3", labels: { "kubernetes.io/arch": "amd64" } }, status: { conditions: [{ type: "Ready", status: "True" }], allocatable: { memory: "64Gi", cpu: "16" } } });
     await waitFor("a pod on the new node", () => handlerOn(c, "c1-node-3"));
+    // the DaemonSet pass that made it left the other pods untouched (no needless writes)
+    for (const p of (await handlers(c)).filter((x) => versions.has(x.metadata.name))) expect(p.metadata.resourceVersion).toBe(versions.get(p.metadata.name));
     await c.k.delete("Node", undefined, "c1-node-1");
     await waitFor("the deleted node's pod gone", async () => (await handlers(c)).every((p) => p.spec.nodeName !== "c1-node-1"));
     expect((await handlers(c)).map((p) => p.spec.nodeName).sort()).toEqual(["c1-node-2", "c1-node-3"]);
