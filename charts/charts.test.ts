@@ -259,6 +259,7 @@ describe("ferry-agent", () => {
     "FERRY_CREDENTIALS_SECRET",
     "FERRY_HTTP_LISTEN",
     "FERRY_IN_CLUSTER",
+    "FERRY_KUBEVIRT_NAMESPACE",
     "FERRY_LOG_LEVEL",
     "FERRY_NAMESPACE",
     "FERRY_NATS_URLS",
@@ -300,6 +301,7 @@ describe("ferry-agent", () => {
       FERRY_IN_CLUSTER: "true",
       FERRY_HTTP_LISTEN: "0.0.0.0:9090",
       FERRY_LOG_LEVEL: "info",
+      FERRY_KUBEVIRT_NAMESPACE: "kubevirt",
     });
     expect(Object.keys(env).sort()).toEqual(CONFIG_ENV);
     const kc = render(chart, [...enroll, "--set", "kube.mode=kubeconfig,kube.kubeconfigSecret=east-kubeconfig"]);
@@ -365,6 +367,21 @@ describe("ferry-agent", () => {
     expect(ns.verbs).toContain("create");
     const nsDefault = (one(render(chart, enroll), "ClusterRole") as K8sObject & { rules: Rule[] }).rules.find((r) => r.resources?.includes("namespaces"))!;
     expect(nsDefault.verbs).not.toContain("create");
+  });
+
+  it("grants the virt-handler metrics read (pods list, pods/proxy get) in the KubeVirt namespace only, and not with rbac.migrationProgress=false", () => {
+    const objs = render(chart, ["-f", join(chartsDir, chart, "ci", "full-values.yaml")], "rel", "ferry-agent");
+    const role = one(objs, "Role", "rel-ferry-agent-migration-progress") as K8sObject & { rules: Rule[] };
+    expect(role.metadata.namespace).toBe("openshift-cnv");
+    expect(role.rules).toEqual([
+      { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+      { apiGroups: [""], resources: ["pods/proxy"], verbs: ["get"] },
+    ]);
+    expect(one(objs, "RoleBinding", "rel-ferry-agent-migration-progress")["subjects"]).toEqual([{ kind: "ServiceAccount", name: "rel-ferry-agent", namespace: "ferry-agent" }]);
+    const cluster = (one(objs, "ClusterRole") as K8sObject & { rules: Rule[] }).rules;
+    expect(cluster.flatMap((r) => r.resources ?? []).filter((x) => x.startsWith("pods"))).toEqual([]);
+    const off = render(chart, ["-f", join(chartsDir, chart, "ci", "full-values.yaml"), "--set", "rbac.migrationProgress=false"], "rel", "ferry-agent");
+    expect(off.filter((o) => o.metadata.name === "rel-ferry-agent-migration-progress")).toEqual([]);
   });
 
   it("lists every RBAC rule in the README, with exactly the rendered verbs", () => {

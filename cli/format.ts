@@ -154,12 +154,26 @@ export function planTable(plans: readonly Plan[], wide: boolean, now: Date): str
 
 // ---- migrations ----
 
+/**
+ * How far the copy is, 0..1, and the bytes to show; undefined while no total is known. A live
+ * migration re-sends memory the guest dirtied, so its processed bytes can pass libvirt's total: with
+ * bytes remaining reported, the fraction is processed / (processed + remaining). A succeeded
+ * migration moved everything: a full bar and the total.
+ */
+export function copyProgress(m: Migration): { fraction: number; processed: number; total: number } | undefined {
+  const p = m.progress;
+  const total = p?.dataTotalBytes ?? 0;
+  if (!p || total === 0) return undefined;
+  if (m.state === MigrationState.SUCCEEDED) return { fraction: 1, processed: Math.max(p.dataProcessedBytes, total), total };
+  const whole = p.dataRemainingBytes > 0 ? p.dataProcessedBytes + p.dataRemainingBytes : total;
+  return { fraction: Math.min(1, p.dataProcessedBytes / whole), processed: p.dataProcessedBytes, total };
+}
+
 /** "43% 1.7 GiB/4.0 GiB" while bytes are known; "" otherwise. */
 export function progressText(m: Migration): string {
-  const p = m.progress;
-  if (!p || p.dataTotalBytes === 0) return "";
-  const pct = Math.min(100, Math.floor((p.dataProcessedBytes / p.dataTotalBytes) * 100));
-  return `${pct}% ${bytes(p.dataProcessedBytes)}/${bytes(p.dataTotalBytes)}`;
+  const c = copyProgress(m);
+  if (!c) return "";
+  return `${Math.floor(c.fraction * 100)}% ${bytes(c.processed)}/${bytes(c.total)}`;
 }
 
 /** Why a migration waits or failed, in one line. */

@@ -63,6 +63,13 @@ describe("progressRow", () => {
     expect(progressRow(m)).toEqual({ uid: "m-1", vm: "db/pg-0", state: "Migrating", fraction: 0.25, bytes: "1.0 GiB/4.0 GiB", rate: "100 MiB/s", eta: "0:30", note: "→ west:db/pg-0", done: false });
   });
 
+  it("a live migration whose re-sent memory passed the total: the bar follows processed / (processed + remaining); a success shows it all moved", () => {
+    const p = { dataProcessedBytes: 5 * GiB, dataTotalBytes: 4 * GiB, dataRemainingBytes: 1 * GiB, dataRateBytesPerSecond: 100 * 2 ** 20, eta: { seconds: 10, nanos: 0 }, sourceVmimPhase: "Running", targetVmimPhase: "Running", conditions: [], mode: "PreCopy", updateTime: undefined };
+    expect(progressRow(migration({ progress: p }))).toMatchObject({ fraction: 5 / 6, bytes: "5.0 GiB/4.0 GiB", eta: "0:10" });
+    const last = { ...p, dataProcessedBytes: 3.9 * GiB, dataRemainingBytes: 0.1 * GiB, eta: undefined };
+    expect(progressRow(migration({ state: MigrationState.SUCCEEDED, progress: last }))).toMatchObject({ fraction: 1, bytes: "4.0 GiB/4.0 GiB", rate: "", eta: "" });
+  });
+
   it("why queued, which attempt, why failed; a success fills the bar", () => {
     expect(progressRow(pg1)).toMatchObject({ state: "Queued", fraction: 0, bytes: "", note: "plan limit: 1/1 maxInFlight in use" });
     expect(progressRow(migration({ state: MigrationState.ROLLING_BACK, attempt: 2 })).note).toBe("→ west:db/pg-0  attempt 2");

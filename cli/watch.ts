@@ -3,7 +3,7 @@
 // pipe, and the exit code once the plan has finished.
 import { MigrationState, type Migration } from "../proto/gen/ferry/v1/migrations.js";
 import { PlanPhase, type Plan, type WatchPlanResponse } from "../proto/gen/ferry/v1/plans.js";
-import { bytes, clock, durationSeconds, migrationNote, migrationStateWord, planPhaseWord, vmRef } from "./format.js";
+import { bytes, clock, copyProgress, durationSeconds, migrationNote, migrationStateWord, planPhaseWord, vmRef } from "./format.js";
 
 export interface WatchView {
   plan: Plan | undefined;
@@ -80,10 +80,8 @@ export interface ProgressRow {
 
 export function progressRow(m: Migration): ProgressRow {
   const p = m.progress;
-  const total = p?.dataTotalBytes ?? 0;
-  const processed = p?.dataProcessedBytes ?? 0;
-  const succeeded = m.state === MigrationState.SUCCEEDED;
-  const fraction = succeeded ? 1 : total > 0 ? Math.min(1, processed / total) : 0;
+  const copy = copyProgress(m);
+  const fraction = m.state === MigrationState.SUCCEEDED ? 1 : (copy?.fraction ?? 0);
   const moving = !isTerminal(m);
   const eta = moving ? durationSeconds(p?.eta) : undefined;
   const target = m.target?.cluster ? `→ ${vmRef(m.target)}` : "";
@@ -94,7 +92,7 @@ export function progressRow(m: Migration): ProgressRow {
     vm: vmRef(m.source, false) || m.name,
     state: migrationStateWord(m.state),
     fraction,
-    bytes: total > 0 ? `${bytes(processed)}/${bytes(total)}` : "",
+    bytes: copy ? `${bytes(copy.processed)}/${bytes(copy.total)}` : "",
     rate: moving && p?.dataRateBytesPerSecond ? `${bytes(p.dataRateBytesPerSecond)}/s` : "",
     eta: eta !== undefined ? clock(eta) : "",
     note: [target, attempt, why].filter(Boolean).join("  "),

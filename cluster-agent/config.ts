@@ -50,6 +50,7 @@ const TIMING_DEFAULTS = {
   reconcileMaxBackoffSeconds: 300,
   reconcileConcurrency: 4,
   vmimReleaseSeconds: 60,
+  progressPollSeconds: 5,
 };
 
 export const AgentConfig = z
@@ -128,6 +129,8 @@ export const AgentConfig = z
         reconcileConcurrency: z.int().min(1).max(64).default(TIMING_DEFAULTS.reconcileConcurrency),
         /** A VMIM ferry deleted that KubeVirt still holds after this long (and whose copy never started) has its finalizers lifted. */
         vmimReleaseSeconds: Seconds("timings.vmimReleaseSeconds", 1, 86_400).default(TIMING_DEFAULTS.vmimReleaseSeconds),
+        /** While a live migration copies, its progress is read from virt-handler's metrics this often (virt-handler samples every 5 s). */
+        progressPollSeconds: Seconds("timings.progressPollSeconds", 0.05, 300).default(TIMING_DEFAULTS.progressPollSeconds),
       })
       .strict()
       .default(TIMING_DEFAULTS),

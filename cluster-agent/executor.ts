@@ -16,6 +16,10 @@ export interface ExecutorOptions {
   vmimReleaseSeconds?: number;
   /** Reconcile `task` again after `afterMs` (a deadline passes with no watch event to announce it); the runtime's queue. */
   requeue?: (task: Task, afterMs: number) => void;
+  /** Namespace of KubeVirt (its virt-handler pods, read for live-migration progress); default "kubevirt". */
+  kubevirtNamespace?: string;
+  /** config timings.progressPollSeconds (default 5): how often a migrating VMI's progress is read. */
+  progressPollSeconds?: number;
 }
 
 export interface TaskExecutor {

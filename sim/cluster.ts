@@ -1,6 +1,6 @@
 // One simulated cluster: its object store (the API server's state), the simulated KubeVirt/CDI
 // controllers acting on it, and the handles fault injection reaches.
-import { Store } from "./apiserver/store.js";
+import { type KObject, Store } from "./apiserver/store.js";
 import type { SimClock } from "./clock.js";
 import type { MigrationMetric } from "./kubevirt/metrics.js";
 
@@ -30,6 +30,25 @@ export interface KubeVirtFaults {
   renderMetrics(): string;
 }
 
+/** A request the API server's `pods/proxy` forwards to a port of a pod (kube-apiserver dials the pod IP). */
+export interface PodRequest {
+  scheme: "http" | "https";
+  port: string;
+  method: string;
+  /** The path after `/proxy`, starting with "/". */
+  path: string;
+}
+
+/** What a pod's server answered. */
+export interface PodResponse {
+  status: number;
+  contentType?: string;
+  body: string;
+}
+
+/** Serves the ports of some pods; undefined when nothing of it listens on that pod and port. */
+export type PodServer = (pod: KObject, request: PodRequest) => PodResponse | undefined;
+
 export interface ClusterOptions {
   name: string;
   clock: SimClock;
@@ -43,6 +62,8 @@ export class SimCluster {
   readonly store = new Store();
   readonly controllers: Controller[] = [];
   kubevirt?: KubeVirtFaults;
+  /** What listens in the cluster's pods (the simulated components register theirs); nothing = connection refused. */
+  readonly podServers: PodServer[] = [];
 
   constructor(readonly opts: ClusterOptions) {}
 

@@ -291,7 +291,18 @@ describe("kubectl against a cluster with the KubeVirt simulation running", () =>
       clusters: ["kv"],
       timeScale: 1000,
       dir: join(tmp, "sim-kv"),
-      scenario: { clusters: { kv: { namespaces: ["default", "vms"], nodes: [{ count: 2 }], storageClasses: [{ name: "standard", default: true }], kubevirt: {}, vms: [{ name: "web", namespace: "vms", memory: "2Gi" }] } } },
+      scenario: {
+        clusters: {
+          kv: {
+            namespaces: ["default", "vms"],
+            nodes: [{ count: 2 }],
+            storageClasses: [{ name: "standard", default: true }],
+            // timeouts out of reach: a "no-converge" guest keeps a migration in flight while the test reads its metrics
+            kubevirt: { migrations: { progressTimeout: 100_000, completionTimeoutPerGiB: 100_000, bandwidthPerMigration: "64Mi" } },
+            vms: [{ name: "web", namespace: "vms", memory: "2Gi" }],
+          },
+        },
+      },
     });
     cfg = kv.cluster("kv").kubeconfigPath!;
   });
@@ -311,10 +322,32 @@ describe("kubectl against a cluster with the KubeVirt simulation running", () =>
     // the pod's IP is the one the VMI reports
     expect(ip).toBe(await okAt(cfg, "get", "vmi", "web", "-n", "vms", "-o", "jsonpath={.status.interfaces[0].ipAddress}"));
     const d = await okAt(cfg, "describe", "node", node);
-    expect(d).toMatch(/^Non-terminated Pods:\s+\(1 in total\)$/m);
+    // the VM's launcher and the node's virt-handler (virt-operator's DaemonSet)
+    expect(d).toMatch(/^Non-terminated Pods:\s+\(2 in total\)$/m);
     expect(d).toMatch(new RegExp(`^\\s+vms\\s+${name}\\s+100m \\(0%\\)\\s+0 \\(0%\\)\\s+2248Mi \\(1%\\)`, "m"));
+    expect(d).toMatch(/^\s+kubevirt\s+virt-handler-[a-z0-9]{5}\s/m);
     const pod = await okAt(cfg, "describe", "pod", name!, "-n", "vms");
     expect(pod).toMatch(/^Controlled By:\s+VirtualMachineInstance\/web$/m);
     expect(pod).toMatch(/^Node:\s+[^/]+\/10\./m);
+  });
+
+  it("reads the migration progress of the source node's virt-handler through the API server (kubectl get --raw …/pods/https:<pod>:8443/proxy/metrics)", async () => {
+    const node = await okAt(cfg, "get", "vmi", "web", "-n", "vms", "-o", "jsonpath={.status.nodeName}");
+    const handler = await okAt(cfg, "get", "pods", "-n", "kubevirt", "-l", "kubevirt.io=virt-handler", "--field-selector", `spec.nodeName=${node}`, "-o", "jsonpath={.items[*].metadata.name}");
+    expect(handler).toMatch(/^virt-handler-[a-z0-9]{5}$/);
+    await kv.controlClient().kubevirt("kv").setDirtyRate("vms", "web", "no-converge");
+    await okAt(cfg, "create", "-f", file("vmim.yaml", "apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstanceMigration\nmetadata:\n  name: move-web\n  namespace: vms\nspec:\n  vmiName: web\n"));
+    const raw = `/api/v1/namespaces/kubevirt/pods/https:${handler}:8443/proxy/metrics`;
+    const processed = new RegExp(`^kubevirt_vmi_migration_data_processed_bytes\\{name="web",namespace="vms",node="${node}"\\} (\\d+) \\d+$`, "m");
+    const first = await eventually(async () => Number(processed.exec(await okAt(cfg, "get", "--raw", raw))?.[1] ?? 0), 15_000, "processed bytes of the running migration");
+    expect(first).toBeGreaterThan(0);
+    const text = await okAt(cfg, "get", "--raw", raw);
+    expect(text).toMatch(new RegExp(`^kubevirt_vmi_migration_data_bytes_total\\{name="web",namespace="vms",node="${node}"\\} \\d+ \\d+$`, "m"));
+    expect(text).toMatch(/^# TYPE kubevirt_vmi_migration_memory_transfer_rate_bytes gauge$/m);
+    await eventually(async () => Number(processed.exec(await okAt(cfg, "get", "--raw", raw))?.[1] ?? 0) > first, 15_000, "more bytes processed");
+    // without a scheme kube-apiserver speaks plain HTTP to virt-handler's TLS port: Go's 400, relayed
+    const plain = await kubectlAt(cfg, "get", "--raw", `/api/v1/namespaces/kubevirt/pods/${handler}:8443/proxy/metrics`);
+    expect([plain.code, plain.stderr.trim()]).toEqual([1, "Error from server (BadRequest): the server rejected our request for an unknown reason"]);
+    await okAt(cfg, "delete", "vmim", "move-web", "-n", "vms");
   });
 });

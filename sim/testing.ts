@@ -60,7 +60,7 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 10_
 
 /** A served kind by its Kind name ("VirtualMachine", "ConfigMap", ...). */
 export type KindName =
-  | "Namespace" | "Node" | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "Event" | "StorageClass"
+  | "Namespace" | "Node" | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "Pod" | "Event" | "StorageClass"
   | "NetworkAttachmentDefinition" | "Lease" | "KubeVirt" | "VirtualMachine" | "VirtualMachineInstance"
   | "VirtualMachineInstanceMigration" | "DataVolume";
 

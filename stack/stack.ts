@@ -243,7 +243,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
           brokerAddress: enrollAt,
           caFile: files.ca,
           token: tokens.get(cluster)!,
-          overrides: opts.agentConfig ?? {},
+          // virt-handler samples a migration every 5 s; read its metrics every 5 simulated seconds (0.2–5 s real)
+          overrides: deepMerge({ timings: { progressPollSeconds: Math.min(5, Math.max(0.2, 5 / (opts.timeScale ?? 1))) } }, opts.agentConfig ?? {}),
         });
         agents.set(cluster, agent);
       }

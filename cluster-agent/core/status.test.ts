@@ -70,6 +70,19 @@ describe("status derivation", () => {
     expect(progressFromMetrics(text, "vms", "web-1")).toEqual({ processedBytes: 2 ** 30, totalBytes: 2 ** 32, remainingBytes: 3 * 2 ** 30 });
     expect(progressFromMetrics(text, "vms", "nope")).toBeUndefined();
   });
+  it("takes the newest of several timestamped samples, and the rate from memory_transfer_rate", () => {
+    const at = 1767139200000;
+    const text = [
+      'kubevirt_vmi_migration_data_processed_bytes{name="web-1",namespace="vms",node="n1"} 300 ' + String(at + 10_000),
+      'kubevirt_vmi_migration_data_processed_bytes{name="web-1",namespace="vms",node="n1"} 100 ' + String(at),
+      'kubevirt_vmi_migration_data_processed_bytes{name="web-1",namespace="other",node="n1"} 999 ' + String(at + 20_000),
+      'kubevirt_vmi_migration_data_remaining_bytes{name="web-1",namespace="vms",node="n1"} 7e2 ' + String(at + 10_000),
+      'kubevirt_vmi_migration_memory_transfer_rate_bytes{name="web-1",namespace="vms",node="n1"} 50 ' + String(at + 10_000),
+      'kubevirt_vmi_migration_dirty_memory_rate_bytes{name="web-1",namespace="vms",node="n1"} 5 ' + String(at + 10_000),
+      "kubevirt_vmi_migration_data_bytes_total{name=\"web-1\",namespace=\"vms\",node=\"n1\"} NaN",
+    ].join("\n");
+    expect(progressFromMetrics(text, "vms", "web-1")).toEqual({ processedBytes: 300, remainingBytes: 700, dataRateBytesPerSecond: 50 });
+  });
   it("VM facts and progress", () => {
     const vm = vmFixture();
     expect(vmFacts(vm, vmiFixture(vm))).toEqual({ exists: true, runStrategy: "Always", printableStatus: "Running", vmiPhase: "Running", node: "a-node-1" });

@@ -192,22 +192,30 @@ export function agentError(code: string, message: string, fix: string): AgentErr
 
 /**
  * Progress of one VMI's migration from virt-handler's Prometheus text (kubevirt_vmi_migration_data_*
- * series labelled namespace/name, source side only); undefined when the text has none for it.
+ * series labelled namespace/name, source side only; pkg/monitoring/metrics/virt-handler/
+ * migrationdomainstats). virt-handler stamps each sample with its collection time and may return
+ * several buffered samples of a series: the newest wins (the last one when unstamped). Undefined
+ * when the text has no data_processed sample for the VMI.
  */
 export function progressFromMetrics(text: string, namespace: string, name: string): ProgressSample | undefined {
-  const values = new Map<string, number>();
+  const newest = new Map<string, { value: number; at: number }>();
   for (const line of text.split("\n")) {
-    const m = /^(kubevirt_vmi_migration_[a-z_]+)\{([^}]*)\}\s+([0-9.eE+-]+)/.exec(line);
+    const m = /^(kubevirt_vmi_migration_[a-z_]+)\{([^}]*)\}\s+(\S+)(?:\s+(-?\d+))?\s*$/.exec(line);
     if (!m) continue;
     const labels = Object.fromEntries([...m[2]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
-    if (labels.namespace === namespace && labels.name === name) values.set(m[1]!, Number(m[3]));
+    if (labels.namespace !== namespace || labels.name !== name) continue;
+    const value = Number(m[3]);
+    const at = m[4] !== undefined ? Number(m[4]) : -Infinity;
+    const cur = newest.get(m[1]!);
+    if (Number.isFinite(value) && (!cur || at >= cur.at)) newest.set(m[1]!, { value, at });
   }
-  const processed = values.get("kubevirt_vmi_migration_data_processed_bytes");
+  const value = (metric: string) => newest.get(`kubevirt_vmi_migration_${metric}`)?.value;
+  const processed = value("data_processed_bytes");
   if (processed === undefined) return undefined;
   const sample: ProgressSample = { processedBytes: processed };
-  const total = values.get("kubevirt_vmi_migration_data_bytes_total");
-  const remaining = values.get("kubevirt_vmi_migration_data_remaining_bytes");
-  const rate = values.get("kubevirt_vmi_migration_memory_transfer_rate_bytes");
+  const total = value("data_bytes_total");
+  const remaining = value("data_remaining_bytes");
+  const rate = value("memory_transfer_rate_bytes");
   if (total !== undefined) sample.totalBytes = total;
   if (remaining !== undefined) sample.remainingBytes = remaining;
   if (rate !== undefined) sample.dataRateBytesPerSecond = rate;

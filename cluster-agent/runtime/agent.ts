@@ -143,7 +143,7 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
     metrics.certificateExpiry.set(identity.notAfter.getTime() / 1000);
 
     // ---- executor
-    const executor = typeof opts.executor === "function" ? opts.executor({ kubeConfig: kc, cluster: config.cluster, log: log.child({ part: "executor" }), now, vmimReleaseSeconds: config.timings.vmimReleaseSeconds, requeue: (task, ms) => queue.addAfter(taskKey(task), ms) }) : opts.executor;
+    const executor = typeof opts.executor === "function" ? opts.executor({ kubeConfig: kc, cluster: config.cluster, log: log.child({ part: "executor" }), now, vmimReleaseSeconds: config.timings.vmimReleaseSeconds, requeue: (task, ms) => queue.addAfter(taskKey(task), ms), kubevirtNamespace: config.kubevirtNamespace, progressPollSeconds: config.timings.progressPollSeconds }) : opts.executor;
 
     // ---- bus
     const bus = await connectBus({ ...busCredentials(identity, config.natsUrls), logger: log.child({ part: "bus" }) });

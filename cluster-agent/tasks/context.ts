@@ -15,6 +15,10 @@ export interface Ctx {
   vmimReleaseMs: number;
   /** Reconcile `task` again after `afterMs` (time-based deadlines that no watch event announces). */
   requeue: (task: Task, afterMs: number) => void;
+  /** A migrating VMI's progress from its node's virt-handler metrics (tasks/progress.ts); undefined when unavailable. */
+  progress: (vmi: VirtualMachineInstance) => Promise<TaskStatus["progress"]>;
+  /** How often a migrating task is reconciled again to refresh its progress. */
+  progressPollMs: number;
 }
 
 /** A status under construction: the step reached so far is kept so an API failure can report it. */

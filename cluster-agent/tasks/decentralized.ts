@@ -8,6 +8,7 @@ import { agentError, heldVmim, receiverCompleted, stepForVmim, vmFacts, vmimFail
 import { runStrategyOf } from "../core/vm.js";
 import { DV, listOwned, readKubeVirt, readVm, Report, VM, VMIM, type Ctx } from "./context.js";
 import { refOf } from "./kube.js";
+import { migrationProgress } from "./progress.js";
 
 type SourceFinalize = Extract<Task, { role: "source"; action: "finalize" }>;
 type Undo = Extract<Task, { action: "abort" | "cleanup" }>;
@@ -119,7 +120,8 @@ export async function sourceSend(ctx: Ctx, task: SendTask, r: Report): Promise<T
       await ctx.kube.mergePatch({ apiVersion: vm.apiVersion, kind: vm.kind, metadata: { name, namespace, annotations: { [SENT_ANNOTATION]: task.migrationId } } });
     }
     if (vmimFailed(vmim)) return r.failed(vmimFailure(vmim, "source"), { vmim: status, vm: facts() });
-    return r.done(stepForVmim(vmim), { vmim: status, vm: facts() });
+    const step = stepForVmim(vmim);
+    return r.done(step, { vmim: status, vm: facts(), progress: step === "Migrating" ? await migrationProgress(ctx, task, vmi) : undefined });
   }
   if (vm.metadata.annotations?.[SENT_ANNOTATION] === task.migrationId) {
     // The sendTo VMIM existed and is gone. KubeVirt deletes it with the VMI after a success.

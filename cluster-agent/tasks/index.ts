@@ -8,6 +8,7 @@ import { Report, type Ctx } from "./context.js";
 import { sourceFinalize, sourceSend, targetPrepare, undoDecentralized } from "./decentralized.js";
 import { describeVm, preflight } from "./describe.js";
 import { Kube, KubeError } from "./kube.js";
+import { ProgressReader } from "./progress.js";
 import { reconcileTrust } from "./trust.js";
 import { finalizeMove, moveVolumes, undoMove } from "./volumes.js";
 
@@ -35,7 +36,19 @@ async function dispatch(ctx: Ctx, task: Task, r: Report): Promise<TaskStatus> {
 
 export function createExecutor(opts: ExecutorOptions): TaskExecutor {
   const now = opts.now ?? (() => new Date());
-  const ctx: Ctx = { kube: new Kube(opts.kubeConfig), cluster: opts.cluster, log: opts.log, now, vmimReleaseMs: (opts.vmimReleaseSeconds ?? 60) * 1000, requeue: opts.requeue ?? (() => undefined) };
+  const kube = new Kube(opts.kubeConfig);
+  const progressPollMs = (opts.progressPollSeconds ?? 5) * 1000;
+  const progress = new ProgressReader({ kubeConfig: opts.kubeConfig, kube, namespace: opts.kubevirtNamespace ?? "kubevirt", pollMs: progressPollMs, log: opts.log });
+  const ctx: Ctx = {
+    kube,
+    cluster: opts.cluster,
+    log: opts.log,
+    now,
+    vmimReleaseMs: (opts.vmimReleaseSeconds ?? 60) * 1000,
+    requeue: opts.requeue ?? (() => undefined),
+    progress: (vmi) => progress.read(vmi),
+    progressPollMs,
+  };
   return {
     async reconcile(task) {
       const r = new Report(task, now);

@@ -3,7 +3,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { BUS_API_VERSION, migrationIdFor, type DescribeVmRequest, type PreflightRequest, type Task, type TaskStatus } from "../../proto/bus/index.js";
 import { startWorld, type World } from "../../sim/world.js";
-import type { TaskExecutor } from "../executor.js";
+import type { ExecutorOptions, TaskExecutor } from "../executor.js";
 import type { KubeObj } from "../core/kube.js";
 import { Kube } from "./kube.js";
 import { createExecutor } from "./index.js";
@@ -43,8 +43,8 @@ export function kubeConfigOf(w: World, cluster: string): KubeConfig {
   return kc;
 }
 
-export function executor(w: World, cluster: string, now?: () => Date): TaskExecutor {
-  return createExecutor({ kubeConfig: kubeConfigOf(w, cluster), cluster, log, ...(now ? { now } : {}) });
+export function executor(w: World, cluster: string, now?: () => Date, more: Partial<ExecutorOptions> = {}): TaskExecutor {
+  return createExecutor({ kubeConfig: kubeConfigOf(w, cluster), cluster, log, ...(now ? { now } : {}), ...more });
 }
 
 /** A plain API client for the test's own reads and writes (over HTTP, like the executor). */

@@ -5,10 +5,11 @@ import type { Task, TaskStatus } from "../../proto/bus/index.js";
 import { blankDataVolume, cloneDataVolume, forgetSwap, isSwapped, originalVolumes, revertVolumes, swapVolumes, volumeMoves, volumesReverted, type MoveTask } from "../core/build.js";
 import { condition, KUBEVIRT_API, type DataVolume, type VirtualMachine, type VirtualMachineInstance, type Vmim } from "../core/kube.js";
 import { attemptOf, ferryLabels, ownedBy, VOLUME_UPDATE_MIGRATION_LABEL, VOLUMES_MIGRATION_ANNOTATION } from "../core/names.js";
-import { agentError, clip, vmFacts, vmimStatus } from "../core/status.js";
+import { agentError, clip, stepForVmim, vmFacts, vmimStatus } from "../core/status.js";
 import { claimName } from "../core/vm.js";
 import { DV, listOwned, readVm, Report, type Ctx } from "./context.js";
 import { refOf } from "./kube.js";
+import { migrationProgress } from "./progress.js";
 
 type MoveFinalize = Extract<Task, { role: "storage" | "offline"; action: "finalize" }>;
 type MoveUndo = Extract<Task, { role: "storage" | "offline"; action: "abort" | "cleanup" }>;
@@ -59,7 +60,9 @@ export async function moveVolumes(ctx: Ctx, task: MoveTask, r: Report): Promise<
     }
     const change = condition(vmi, "VolumesChange");
     const error = change?.status === "False" && change.message ? agentError("VolumesChangeRefused", change.message, "KubeVirt retries; if it persists, abort (ferry reverts the volumes)") : undefined;
-    return r.done("Migrating", { ...extra, ...(error ? { error } : {}) });
+    // The workload updater's VMIM copies the volumes: its source virt-handler has the bytes.
+    const progress = vmim && stepForVmim(vmim) === "Migrating" ? await migrationProgress(ctx, task, vmi) : undefined;
+    return r.done("Migrating", { ...extra, ...(error ? { error } : {}), progress });
   }
 
   if (live && vmi?.status?.phase !== "Running") {

@@ -7,6 +7,8 @@ import { type ResourceType, resourceTypes } from "./resources.js";
 const VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 const STATUS_VERBS = ["get", "patch", "update"];
 const READ_VERBS = ["get", "list", "watch"];
+/** kube-apiserver's verbs for pods/proxy (one per HTTP method it forwards). */
+const PROXY_VERBS = ["create", "delete", "get", "patch", "update"];
 const verbsOf = (rt: ResourceType) => (rt.readOnly ? READ_VERBS : VERBS);
 const statusVerbsOf = (rt: ResourceType) => (rt.readOnly ? ["get"] : STATUS_VERBS);
 
@@ -72,6 +74,9 @@ export function apiResourceList(gv: GroupVersion): Record<string, unknown> {
     if (rt.statusSubresource) {
       resources.push({ name: `${rt.plural}/status`, singularName: "", namespaced: rt.namespaced, kind: rt.kind, verbs: statusVerbsOf(rt) });
     }
+    if (rt.proxySubresource) {
+      resources.push({ name: `${rt.plural}/proxy`, singularName: "", namespaced: rt.namespaced, kind: `${rt.kind}ProxyOptions`, verbs: PROXY_VERBS });
+    }
   }
   return { kind: "APIResourceList", apiVersion: "v1", groupVersion: gvString(gv.group, gv.version), resources };
 }
@@ -101,8 +106,13 @@ export function aggregatedDiscovery(gvs: GroupVersion[], legacy: boolean, apiVer
             verbs: verbsOf(rt),
             ...(rt.shortNames ? { shortNames: rt.shortNames } : {}),
             ...(rt.categories ? { categories: rt.categories } : {}),
-            ...(rt.statusSubresource
-              ? { subresources: [{ subresource: "status", responseKind: { group: rt.group, version: rt.version, kind: rt.kind }, verbs: statusVerbsOf(rt) }] }
+            ...(rt.statusSubresource || rt.proxySubresource
+              ? {
+                  subresources: [
+                    ...(rt.proxySubresource ? [{ subresource: "proxy", responseKind: { group: "", version: "", kind: `${rt.kind}ProxyOptions` }, verbs: PROXY_VERBS }] : []),
+                    ...(rt.statusSubresource ? [{ subresource: "status", responseKind: { group: rt.group, version: rt.version, kind: rt.kind }, verbs: statusVerbsOf(rt) }] : []),
+                  ],
+                }
               : {}),
           })),
           freshness: "Current",

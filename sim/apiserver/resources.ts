@@ -14,6 +14,8 @@ export interface ResourceType {
   categories?: string[];
   /** Served for reading only (get, list, watch): the objects mirror state the simulation owns. */
   readOnly?: boolean;
+  /** Has a `/proxy` subresource (pods): requests forwarded to a port of the object (SimCluster.podServers). */
+  proxySubresource?: boolean;
 }
 
 export const resourceTypes: readonly ResourceType[] = [
@@ -22,8 +24,9 @@ export const resourceTypes: readonly ResourceType[] = [
   { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", singular: "configmap", namespaced: true, statusSubresource: false, shortNames: ["cm"] },
   { group: "", version: "v1", kind: "Secret", plural: "secrets", singular: "secret", namespaced: true, statusSubresource: false },
   { group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", singular: "persistentvolumeclaim", namespaced: true, statusSubresource: true, shortNames: ["pvc"] },
-  // virt-launcher pods as the KubeVirt simulation runs them (sim/kubevirt/pods.ts), read-only.
-  { group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true, statusSubresource: true, shortNames: ["po"], categories: ["all"], readOnly: true },
+  // virt-launcher and virt-handler pods as the KubeVirt simulation runs them (sim/kubevirt/pods.ts,
+  // handler-pods.ts), read-only; pods/proxy reaches what listens in them.
+  { group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true, statusSubresource: true, shortNames: ["po"], categories: ["all"], readOnly: true, proxySubresource: true },
   { group: "", version: "v1", kind: "Event", plural: "events", singular: "event", namespaced: true, statusSubresource: false, shortNames: ["ev"] },
   { group: "storage.k8s.io", version: "v1", kind: "StorageClass", plural: "storageclasses", singular: "storageclass", namespaced: false, statusSubresource: false, shortNames: ["sc"] },
   { group: "k8s.cni.cncf.io", version: "v1", kind: "NetworkAttachmentDefinition", plural: "network-attachment-definitions", singular: "network-attachment-definition", namespaced: true, statusSubresource: false, shortNames: ["net-attach-def"] },

@@ -158,6 +158,8 @@ export class ApiServer {
       }
       if (route.kind === "nonresource") {
         this.serveNonResource(req, res, path);
+      } else if (route.kind === "proxy") {
+        await this.serveProxy(req, res, route);
       } else {
         await this.serveResource(req, res, route, url.searchParams);
       }
@@ -235,6 +237,11 @@ export class ApiServer {
     }
     const [plural, name, subresource, ...extra] = rest;
     const rt = plural ? resourceByPath(group, version, plural) : undefined;
+    if (rt?.proxySubresource && subresource === "proxy" && name !== undefined && namespace !== undefined && !watchPath) {
+      // pods/<[scheme:]name[:port]>/proxy/<path>: RBAC verb from the method, like kube-apiserver's RequestInfo.
+      const verb: Verb = PROXY_VERB[method] ?? "get";
+      return { kind: "proxy", rt, target: name, method, path: `/${extra.join("/")}`, info: { verb, group, resource: rt.plural, subresource: "proxy", namespace, name, path } };
+    }
     if (!rt || extra.length || (namespace !== undefined && !rt.namespaced)) throw notFoundPath();
     if (subresource !== undefined && !(subresource === "status" && rt.statusSubresource)) throw notFoundPath();
     const isWatch = watchPath || q.get("watch") === "true" || q.get("watch") === "1";
@@ -263,7 +270,7 @@ export class ApiServer {
     }
     if (subresource && !["get", "update", "patch"].includes(verb)) throw methodNotAllowed(`${verb} ${rt.plural}/${subresource}`);
     if (rt.readOnly && !["get", "list", "watch"].includes(verb)) {
-      throw new HttpError(405, "MethodNotAllowed", `the simulated API server serves ${rt.plural} read-only (get, list, watch): they mirror the virt-launcher pods the KubeVirt simulation runs (${verb} ${rt.plural})`);
+      throw new HttpError(405, "MethodNotAllowed", `the simulated API server serves ${rt.plural} read-only (get, list, watch): they mirror the virt-launcher and virt-handler pods the KubeVirt simulation runs (${verb} ${rt.plural})`);
     }
     if (rt.namespaced && namespace === undefined && name !== undefined) throw notFoundPath();
     if (rt.namespaced && namespace === undefined && (verb === "create" || verb === "deletecollection")) throw methodNotAllowed(`${verb} ${rt.plural}`);
@@ -315,6 +322,28 @@ export class ApiServer {
       if (doc) return this.send(res, 200, doc);
     }
     throw notFoundPath();
+  }
+
+  // ---- pods/proxy ------------------------------------------------------------------------------
+
+  /**
+   * kube-apiserver's pod proxy (pkg/registry/core/pod/strategy.go ResourceLocation): the id is
+   * `name`, `name:port` or `scheme:name:port` (scheme http, the default, or https); no port = the
+   * first container port. Instead of dialling the pod IP the sim asks the cluster's PodServers;
+   * when none answers, the dial is refused as it would be.
+   */
+  private async serveProxy(req: http.IncomingMessage, res: http.ServerResponse, route: ProxyRoute): Promise<void> {
+    await drain(req);
+    const id = splitSchemeNamePort(route.target);
+    if (!id) throw new ApiError(400, "BadRequest", `invalid pod request "${route.target}"`);
+    const pod = this.opts.cluster.store.get(route.rt, route.info.namespace, id.name);
+    const ip = (pod.status?.podIPs as { ip?: string }[] | undefined)?.[0]?.ip ?? pod.status?.podIP;
+    if (typeof ip !== "string" || !ip) throw new ApiError(400, "BadRequest", "address not allowed");
+    const port = id.port || firstContainerPort(pod);
+    const scheme = id.scheme || "http";
+    const answer = port ? this.opts.cluster.podServers.map((serve) => serve(pod, { scheme, port, method: route.method, path: route.path })).find((a) => a !== undefined) : undefined;
+    if (!answer) throw new ApiError(503, "ServiceUnavailable", `error trying to reach service: dial tcp ${ip}:${port || "80"}: connect: connection refused`);
+    res.writeHead(answer.status, { "Content-Type": answer.contentType ?? "text/plain; charset=utf-8", "Cache-Control": "no-cache, private" }).end(req.method === "HEAD" ? undefined : answer.body);
   }
 
   // ---- resources -------------------------------------------------------------------------------
@@ -683,7 +712,26 @@ export class ApiServer {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- request bodies are arbitrary JSON, checked field by field
 type Body = Record<string, any>;
 type ResourceRoute = { kind: "resource"; rt: ResourceType; info: RequestInfo; watchName: string | undefined };
-type Route = { kind: "nonresource"; info: RequestInfo } | ResourceRoute;
+type ProxyRoute = { kind: "proxy"; rt: ResourceType; info: RequestInfo & { namespace: string }; target: string; method: string; path: string };
+type Route = { kind: "nonresource"; info: RequestInfo } | ResourceRoute | ProxyRoute;
+
+const PROXY_VERB: Record<string, Verb> = { GET: "get", HEAD: "get", OPTIONS: "get", POST: "create", PUT: "update", PATCH: "patch", DELETE: "delete" };
+
+/** k8s.io/apimachinery/pkg/util/net SplitSchemeNamePort: undefined when invalid. */
+function splitSchemeNamePort(id: string): { scheme: "" | "http" | "https"; name: string; port: string } | undefined {
+  const parts = id.split(":");
+  const [scheme, name, port] = parts.length === 1 ? ["", parts[0]!, ""] : parts.length === 2 ? ["", parts[0]!, parts[1]!] : parts.length === 3 ? [parts[0]!, parts[1]!, parts[2]!] : [];
+  if (name === undefined || name === "" || (scheme !== "" && scheme !== "http" && scheme !== "https")) return undefined;
+  return { scheme: scheme, name, port: port! };
+}
+
+function firstContainerPort(pod: KObject): string {
+  for (const c of (pod.spec?.containers ?? []) as { ports?: { containerPort?: number }[] }[]) {
+    const p = c.ports?.[0]?.containerPort;
+    if (p) return String(p);
+  }
+  return "";
+}
 
 function isRecord(v: unknown): v is Body {
   return typeof v === "object" && v !== null && !Array.isArray(v);

@@ -5,6 +5,7 @@ import { R } from "../apiserver/resources.js";
 import type { StoreEvent } from "../apiserver/store.js";
 import type { Controller, KubeVirtFaults, SimCluster } from "../cluster.js";
 import { MigrationHandler } from "./handler.js";
+import { VirtHandlerPods } from "./handler-pods.js";
 import { MigrationController } from "./migration-controller.js";
 import { Operator } from "./operator.js";
 import { KubeVirtSim, type KubeVirtOptions } from "./sim.js";
@@ -30,6 +31,7 @@ export class KubeVirtHandle implements Controller, KubeVirtFaults {
   readonly migrations: MigrationController;
   readonly handler: MigrationHandler;
   readonly workloadUpdater: WorkloadUpdater;
+  readonly handlerPods: VirtHandlerPods;
   private unsubscribe?: () => void;
 
   constructor(cluster: SimCluster, opts: KubeVirtOptions = {}) {
@@ -41,6 +43,8 @@ export class KubeVirtHandle implements Controller, KubeVirtFaults {
     this.migrations = new MigrationController(this.sim);
     this.handler = new MigrationHandler(this.sim, this.vmis);
     this.workloadUpdater = new WorkloadUpdater(this.sim);
+    this.handlerPods = new VirtHandlerPods(this.sim);
+    cluster.podServers.push((pod, req) => this.handlerPods.serve(pod, req));
     this.handler.remote = this.sync;
     this.sync.handler = this.handler;
     registerWebhooks(this.sim);
@@ -56,6 +60,7 @@ export class KubeVirtHandle implements Controller, KubeVirtFaults {
     this.handler.onEvent(e);
     this.sync.onEvent(e);
     this.workloadUpdater.onEvent(e);
+    this.handlerPods.onEvent(e);
   }
 
   start(): void {
@@ -69,13 +74,14 @@ export class KubeVirtHandle implements Controller, KubeVirtFaults {
     }
     this.operator.queue.add("kubevirt");
     this.workloadUpdater.queue.add("kubevirt");
+    this.handlerPods.queue.add("daemonset");
   }
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     this.sim.stop();
-    for (const q of [this.operator.queue, this.vms.queue, this.vmis.queue, this.migrations.queue, this.handler.queue, this.sync.queue, this.workloadUpdater.queue]) q.stop();
+    for (const q of [this.operator.queue, this.vms.queue, this.vmis.queue, this.migrations.queue, this.handler.queue, this.sync.queue, this.workloadUpdater.queue, this.handlerPods.queue]) q.stop();
     await this.sync.stopEndpoint();
   }
 
@@ -141,7 +147,7 @@ export class KubeVirtHandle implements Controller, KubeVirtFaults {
     return collectMigrationMetrics(this.sim);
   }
 
-  /** The same in Prometheus text format. */
+  /** The same in Prometheus text format (every node, plus the sim's own series; virt-handler pods serve their node's share over pods/proxy). */
   renderMetrics(): string {
     return renderMigrationMetrics(this.sim);
   }

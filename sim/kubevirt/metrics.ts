@@ -54,14 +54,25 @@ export function collectMigrationMetrics(sim: KubeVirtSim): MigrationMetric[] {
   return out;
 }
 
-export function renderMigrationMetrics(sim: KubeVirtSim): string {
+export interface RenderOptions {
+  /** Only the migrations whose VMI is on this node (one virt-handler's view). */
+  node?: string;
+  /** Leave out the sim's own series (kubevirt_sim_*): what a real virt-handler serves. */
+  kubevirtOnly?: boolean;
+  /** Sample timestamps in ms (virt-handler attaches its collection time to each sample). */
+  timestampMs?: number;
+}
+
+export function renderMigrationMetrics(sim: KubeVirtSim, opts: RenderOptions = {}): string {
   const lines: string[] = [];
+  const all = collectMigrationMetrics(sim).filter((m) => opts.node === undefined || m.node === opts.node);
+  const at = opts.timestampMs !== undefined ? ` ${Math.round(opts.timestampMs)}` : "";
   const metric = (name: string, help: string, type: string, pick: (m: MigrationMetric) => number | undefined) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const m of collectMigrationMetrics(sim)) {
+    for (const m of all) {
       const v = pick(m);
       if (v === undefined || !Number.isFinite(v)) continue;
-      lines.push(`${name}{name="${m.name}",namespace="${m.namespace}",node="${m.node ?? ""}"} ${Math.round(v)}`);
+      lines.push(`${name}{name="${m.name}",namespace="${m.namespace}",node="${m.node ?? ""}"} ${Math.round(v)}${at}`);
     }
   };
   metric("kubevirt_vmi_migration_data_bytes_total", "The total Guest OS data to be migrated to the new VM.", "counter", (m) => m.dataTotalBytes);
@@ -69,6 +80,6 @@ export function renderMigrationMetrics(sim: KubeVirtSim): string {
   metric("kubevirt_vmi_migration_data_processed_bytes", "The total Guest OS data processed and migrated to the new VM.", "gauge", (m) => m.dataProcessedBytes);
   metric("kubevirt_vmi_migration_dirty_memory_rate_bytes", "The rate of memory being dirty in the Guest OS.", "gauge", (m) => m.memoryDirtyRateBytes);
   metric("kubevirt_vmi_migration_memory_transfer_rate_bytes", "The rate at which the memory is being transferred.", "gauge", (m) => m.memoryTransferRateBytes);
-  metric("kubevirt_sim_migration_received_bytes", "Simulated bytes a decentralized migration target received (sim only).", "gauge", (m) => m.receivedBytes);
+  if (!opts.kubevirtOnly) metric("kubevirt_sim_migration_received_bytes", "Simulated bytes a decentralized migration target received (sim only).", "gauge", (m) => m.receivedBytes);
   return `${lines.join("\n")}\n`;
 }

@@ -106,6 +106,13 @@ export class PodRuntime {
     for (const p of this.pods.values()) if (p.phase === "Pending" && !p.node && p.unschedulable) this.later(() => this.trySchedule(p.name), 0);
   }
 
+  /** The next pod IP of the cluster's fake pod network (virt-launcher and virt-handler pods share it). */
+  allocateIP(): string {
+    const ip = `${this.ipPrefix}.${(this.ipCounter >> 8) & 255}.${this.ipCounter & 255}`;
+    this.ipCounter++;
+    return ip;
+  }
+
   usedMemory(node: string): number {
     let sum = 0;
     for (const p of this.pods.values()) if (p.node === node && (p.phase === "Pending" || p.phase === "Running")) sum += p.memory;
@@ -213,8 +220,7 @@ export class PodRuntime {
     }
     pod.node = res.metadata.name;
     pod.unschedulable = undefined;
-    pod.ip = `${this.ipPrefix}.${(this.ipCounter >> 8) & 255}.${this.ipCounter & 255}`;
-    this.ipCounter++;
+    pod.ip = this.allocateIP();
     this.notify(pod);
     this.later(() => {
       const p = this.pods.get(name);

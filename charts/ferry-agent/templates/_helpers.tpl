@@ -71,6 +71,7 @@ inCluster: FERRY_IN_CLUSTER
 kubeconfig: FERRY_KUBECONFIG
 httpListen: FERRY_HTTP_LISTEN
 logLevel: FERRY_LOG_LEVEL
+kubevirtNamespace: FERRY_KUBEVIRT_NAMESPACE
 {{- end }}
 
 {{/* Files mounted into the agent container. */}}
@@ -113,6 +114,8 @@ kubeconfig: /etc/ferry/kubeconfig/kubeconfig
   value: {{ printf "0.0.0.0:%d" (int .Values.http.port) | quote }}
 - name: {{ $k.logLevel }}
   value: {{ .Values.logLevel | quote }}
+- name: {{ $k.kubevirtNamespace }}
+  value: {{ .Values.kubevirt.namespace | quote }}
 {{- end }}
 
 {{/*
@@ -185,6 +188,19 @@ charts.test.ts checks the README lists every rule rendered here.
   resources: [configmaps]
   resourceNames: [kubevirt-external-ca]
   verbs: [get, update, patch]
+{{- end }}
+
+{{/* In the KubeVirt namespace, when rbac.migrationProgress: live-migration progress from virt-handler. */}}
+{{- define "ferry-agent.progressRules" -}}
+# Which virt-handler pod (kubevirt.io=virt-handler) runs on a migrating VMI's node.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+# Its metrics (GET pods/https:<pod>:8443/proxy/metrics): KubeVirt exports a live migration's bytes
+# only there. Grants GET to any port of any pod in this namespace, hence the switch.
+- apiGroups: [""]
+  resources: [pods/proxy]
+  verbs: [get]
 {{- end }}
 
 {{/* In the agent's namespace only: its own credentials. */}}
