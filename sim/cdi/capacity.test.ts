@@ -1,6 +1,5 @@
 // Storage capacity tracking (CSIStorageCapacity), driven over HTTPS (client-node): what a class's
 // objects say and how they follow the claims that bind and go.
-/* eslint-disable @typescript-eslint/no-explicit-any -- objects are free-form JSON */
 import { afterEach, describe, expect, it } from "vitest";
 import { type TestCluster, startTestCluster, waitFor } from "../kubevirt/testing.js";
 
