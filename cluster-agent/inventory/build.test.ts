@@ -60,4 +60,11 @@ describe("classCapacities", () => {
     const m = classCapacities([csc("a", undefined), csc("b", "10Gi", null), { ...csc("c", "10Gi"), nodeTopology: undefined }, csc("d", "10Gi")]);
     expect(Object.fromEntries(m)).toEqual({ d: 10 * 2 ** 30 });
   });
+
+  it("clamps an absurd figure to what the bus carries instead of losing the class", () => {
+    const huge = classCapacities([csc("big", "8Ei"), csc("big", "8Ei")]).get("big")!;
+    expect(huge).toBe(Number.MAX_SAFE_INTEGER);
+    const b = body({ storageClasses: [{ name: "big", provisioner: "x", volumeBindingMode: "Immediate", isDefault: false, capacityBytes: huge }] });
+    expect(fitInventory(b, 8 * 2 ** 20).storageClasses.map((c) => c.name)).toEqual(["big"]);
+  });
 });

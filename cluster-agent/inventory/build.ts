@@ -154,7 +154,8 @@ export function classCapacities(objects: readonly Obj[]): Map<string, number> {
     const cls = o["storageClassName"];
     const bytes = quantityBytes(o["capacity"]);
     if (typeof cls !== "string" || !cls || bytes === undefined || o["nodeTopology"] === undefined || o["nodeTopology"] === null || o.metadata?.deletionTimestamp) continue;
-    out.set(cls, (out.get(cls) ?? 0) + Math.max(0, bytes));
+    // Clamped: a figure beyond 2^53 (8 PiB) must not make the bus schema drop the whole class.
+    out.set(cls, Math.min(Number.MAX_SAFE_INTEGER, (out.get(cls) ?? 0) + Math.max(0, bytes)));
   }
   return out;
 }
