@@ -351,3 +351,43 @@ describe("kubectl against a cluster with the KubeVirt simulation running", () =>
     await okAt(cfg, "delete", "vmim", "move-web", "-n", "vms");
   });
 });
+
+describe("kubectl and storage capacity (CSIStorageCapacity)", () => {
+  let cap: World;
+  let cfg: string;
+  beforeAll(async () => {
+    cap = await startWorld({
+      clusters: ["cap"],
+      timeScale: 1000,
+      dir: join(tmp, "sim-cap"),
+      scenario: {
+        clusters: {
+          cap: {
+            namespaces: ["default"],
+            storageClasses: [{ name: "standard", default: true, capacity: "1Ti" }, { name: "plain" }],
+            kubevirt: false,
+            objects: [{ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "data", namespace: "default" }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "10Gi" } } } }],
+          },
+        },
+      },
+    });
+    cfg = cap.cluster("cap").kubeconfigPath!;
+  });
+  afterAll(async () => {
+    await cap.stop();
+  });
+
+  it("lists the capacity a class with `capacity` publishes, net of its bound claims; a class without publishes none", async () => {
+    const res = table(await okAt(cfg, "api-resources", "--api-group", "storage.k8s.io"));
+    expect(res.find((r) => r[0] === "csistoragecapacities")).toEqual(["csistoragecapacities", "storage.k8s.io/v1", "true", "CSIStorageCapacity"]);
+    await eventually(async () => (await okAt(cfg, "get", "pvc", "data", "-o", "jsonpath={.status.phase}")) === "Bound", 10_000, "PVC bound");
+    const rows = await eventually(async () => {
+      const t = table(await okAt(cfg, "get", "csistoragecapacities", "-A"));
+      return t[1]?.[3] === "1014Gi" ? t : undefined;
+    }, 10_000, "1Ti - 10Gi published");
+    expect(rows).toEqual([
+      ["NAMESPACE", "NAME", "STORAGECLASSNAME", "CAPACITY"],
+      ["kube-system", expect.stringMatching(/^csisc-[a-z0-9]{5}$/), "standard", "1014Gi"],
+    ]);
+  });
+});

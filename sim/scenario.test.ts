@@ -13,7 +13,7 @@ describe("scenario", () => {
         a: {
           vms: [{ name: "vm", memory: "lots", disks: [{ name: "root" }] }],
           nodes: [{ count: 0 }],
-          storageClasses: [{ name: "x", volumeBindingMode: "Sometimes" }],
+          storageClasses: [{ name: "x", volumeBindingMode: "Sometimes" }, { name: "y", capacity: "plenty" }],
           surprise: 1,
         },
       },
@@ -29,6 +29,7 @@ describe("scenario", () => {
     expect(msg).toContain("clusters.a.vms[0].disks[0].size:");
     expect(msg).toContain("clusters.a.nodes[0].count:");
     expect(msg).toContain("clusters.a.storageClasses[0].volumeBindingMode:");
+    expect(msg).toContain('clusters.a.storageClasses[1].capacity: expected a Kubernetes quantity such as "2Gi"');
     expect(msg).toMatch(/surprise/);
   });
 

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { ApiError } from "./apiserver/errors.js";
 import { R, type ResourceType, resourceTypes } from "./apiserver/resources.js";
 import type { KObject, NewObject } from "./apiserver/store.js";
+import { AnnStorageCapacity } from "./cdi/storage.js";
 import type { SimCluster } from "./cluster.js";
 
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$/;
@@ -46,6 +47,9 @@ export const StorageClassSpec = z.strictObject({
   reclaimPolicy: z.enum(["Delete", "Retain"]).default("Delete"),
   allowVolumeExpansion: z.boolean().default(true),
   parameters: z.record(z.string(), z.string()).optional(),
+  /** Size of the class's storage pool: published as a CSIStorageCapacity object with what is left
+   *  (this minus the class's Bound claims). Absent: no capacity is published, as with most drivers. */
+  capacity: quantity.optional(),
 });
 
 export const NetworkSpec = z.strictObject({
@@ -271,8 +275,12 @@ export function buildObjects(clusterName: string, clusterIndex: number, spec: Cl
   let defaultClass: string | undefined;
   for (const sc of spec.storageClasses ?? []) {
     if (sc.default && !defaultClass) defaultClass = sc.name;
+    const annotations = {
+      ...(sc.default ? { "storageclass.kubernetes.io/is-default-class": "true" } : {}),
+      ...(sc.capacity !== undefined ? { [AnnStorageCapacity]: sc.capacity } : {}),
+    };
     add(R.StorageClass, {
-      metadata: { name: sc.name, ...(sc.default ? { annotations: { "storageclass.kubernetes.io/is-default-class": "true" } } : {}) },
+      metadata: { name: sc.name, ...(Object.keys(annotations).length ? { annotations } : {}) },
       provisioner: sc.provisioner,
       reclaimPolicy: sc.reclaimPolicy,
       volumeBindingMode: sc.volumeBindingMode,

@@ -62,7 +62,8 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 10_
 export type KindName =
   | "Namespace" | "Node" | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "Pod" | "Event" | "StorageClass"
   | "NetworkAttachmentDefinition" | "Lease" | "KubeVirt" | "VirtualMachine" | "VirtualMachineInstance"
-  | "VirtualMachineInstanceMigration" | "DataVolume";
+  | "VirtualMachineInstanceMigration" | "DataVolume"
+  | "CSIStorageCapacity";
 
 function typeOf(kind: KindName) {
   const rt = resourceByKind(kind);

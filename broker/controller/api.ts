@@ -13,7 +13,7 @@ import type { Handlers } from "../server/service.js";
 import { isCasConflict } from "../state/kv.js";
 import { streamPlanFeed, type PlanChange, type WatchPlanSource } from "../server/watch.js";
 import type { EventFeed, FeedEntry } from "../state/events.js";
-import { checkPlan, createPlanRecords, expandPlan, isTerminal, migrationName, type CommandResult, type MigrationRecord, type PlanRecord, type PlanReport } from "../core/index.js";
+import { checkPlan, createPlanRecords, expandPlan, isTerminal, migrationName, promisedStorage, type CommandResult, type MigrationRecord, type PlanRecord, type PlanReport } from "../core/index.js";
 import type { Controller } from "./controller.js";
 import { migrationToProto, plannedToProto, planToProto, findingToProto } from "./convert.js";
 import type { Cached } from "./store.js";
@@ -78,11 +78,15 @@ export class ControllerApi {
     const now = this.c.now();
     const facts = await this.c.views.facts(now);
     const others = (await this.c.store.allMigrations()).filter((m) => m.plan !== plan.metadata.name && !isTerminal(m.state));
+    const specs = new Map((await this.c.store.allPlans()).map((p) => [p.value.name, p.value.document.spec]));
     const expansion = expandPlan({
       plan,
       clusters: facts.clusters,
       inventories: facts.inventories,
-      busy: others.map((m) => ({ plan: m.plan, source: m.source, target: m.target, memoryBytes: m.size.memoryBytes })),
+      busy: others.map((m) => {
+        const spec = specs.get(m.plan);
+        return { plan: m.plan, source: m.source, target: m.target, memoryBytes: m.size.memoryBytes, ...(spec ? { storageBytes: promisedStorage(m, spec, facts.inventories) } : {}) };
+      }),
       now,
     });
     const results: CommandResult[] = [];

@@ -77,6 +77,7 @@ beforeAll(async () => {
   world = new ScriptedWorld({ migrationMs: 30 });
   const [e, w, n] = await Promise.all(["east", "west", "north"].map((c) => env.enrollAgent(broker.grpcAddress, c)));
   const vms = Array.from({ length: 13 }, (_, i) => testVm("db", `pg-${i}`));
+  vms.push(testVm("cap", "a"), testVm("cap", "b")); // 10 GiB each in class standard
   vms.push(testVm("db", "cold-0", { runStrategy: "Halted", printableStatus: "Stopped", vmiPhase: undefined, node: undefined }));
   // 24 VMs over two source nodes for the bulk plan.
   for (let i = 0; i < 24; i++) vms.push(testVm("bulk", `vm-${i}`, { node: i % 2 ? "node-b" : "node-a", memoryBytes: (1 + (i % 4)) * 2 ** 30 }));
@@ -316,6 +317,34 @@ describe("evacuation", () => {
       const agent = m.target!.cluster === "north" ? north : west;
       expect(agent.vms.map((v) => v.name)).toContain(m.source!.name);
     }
+  });
+});
+
+describe("evacuation and storage capacity", () => {
+  it("refuses a candidate whose class lacks room once another plan's queued migration has promised it", async () => {
+    const GiB = 2 ** 30;
+    north.storageCapacity = { standard: 15 * GiB };
+    north.publishInventory();
+    await waitFor("north's capacity in the broker", async () => ((await controller.views.facts(new Date())).inventories["north"]?.storageClasses.find((c) => c.name === "standard")?.capacityBytes === 15 * GiB) || undefined);
+    const evacuate = { apiVersion: "ferry.dev/v1alpha1", kind: "MigrationPlan", metadata: { name: "cap-evac" }, spec: { source: { cluster: "east" }, vms: [{ namespace: "cap", name: "a" }], target: { evacuate: true, candidates: ["north"] } } };
+    const fits = (await create(evacuate, true)).plan!;
+    expect(fits.migrations[0]?.placement).toMatch(/^placed on north: .*, class standard 33% \(5 GiB of the 15 GiB it reports free\)$/);
+
+    // Another plan's migration to north waits outside its window: its 10 GiB are promised to north's standard.
+    const hh = (d: Date) => `${String(d.getUTCHours()).padStart(2, "0")}:00`;
+    const now = new Date(Date.now() + offsetMs);
+    const window = { start: hh(new Date(now.getTime() + 2 * 3_600_000)), end: hh(new Date(now.getTime() + 4 * 3_600_000)), timeZone: "UTC" };
+    await create({ ...evacuate, metadata: { name: "cap-later" }, spec: { source: { cluster: "east" }, vms: [{ namespace: "cap", name: "b" }], target: { cluster: "north" }, window } });
+    await waitFor("cap-later queued", async () => (await call(admin.migrations, "getMigration", { migration: { $case: "name", value: "cap-later/cap/b" } })).migration?.state === MigrationState.QUEUED || undefined);
+    const refused = (await create(evacuate, true)).plan!;
+    expect(refused.migrations).toEqual([]);
+    expect(refused.validation.find((v) => v.code === "NoPlacement")?.message).toBe("no candidate cluster can take VM cap/a (2 GiB): north: class standard has 5 GiB free, VM needs 10 GiB");
+
+    await call(admin.plans, "cancelPlan", { name: "cap-later" });
+    await planIn("cap-later", PlanPhase.CANCELLED);
+    await call(admin.plans, "deletePlan", { name: "cap-later" });
+    north.storageCapacity = {};
+    north.publishInventory();
   });
 });
 

@@ -79,6 +79,8 @@ export interface AgentOptions {
   periodMs?: number;
   /** Inventory.nodes allocatable memory, default 64 GiB per node (2 nodes). */
   nodeMemoryBytes?: number;
+  /** Free bytes per storage class ("standard", "fast") as CSIStorageCapacity would report; default none (unknown). */
+  storageCapacity?: Record<string, number>;
 }
 
 interface Held {
@@ -98,6 +100,8 @@ export class ScriptedAgent {
   ignored = 0;
   lastGeneration = 0;
   vms: InventoryVm[];
+  /** Reported free bytes per storage class; change it, then publishInventory(). */
+  storageCapacity: Record<string, number>;
   readonly caPem: string;
   private readonly tasks = new Map<string, Held>();
   private readonly trust = new Map<string, TrustStatus>();
@@ -116,6 +120,7 @@ export class ScriptedAgent {
   ) {
     this.cluster = o.cluster;
     this.vms = [...o.vms];
+    this.storageCapacity = { ...o.storageCapacity };
     this.caPem = o.caPem;
   }
 
@@ -142,10 +147,12 @@ export class ScriptedAgent {
         workloadUpdateMethods: ["LiveMigrate"],
         vmRolloutStrategy: "LiveUpdate",
       },
-      storageClasses: [
-        { name: "standard", provisioner: "csi.example", volumeBindingMode: "WaitForFirstConsumer", isDefault: true },
-        { name: "fast", provisioner: "nvme.csi.example", volumeBindingMode: "WaitForFirstConsumer", isDefault: false },
-      ],
+      storageClasses: (
+        [
+          { name: "standard", provisioner: "csi.example", volumeBindingMode: "WaitForFirstConsumer", isDefault: true },
+          { name: "fast", provisioner: "nvme.csi.example", volumeBindingMode: "WaitForFirstConsumer", isDefault: false },
+        ] satisfies Inventory["storageClasses"]
+      ).map((c) => (this.storageCapacity[c.name] === undefined ? c : { ...c, capacityBytes: this.storageCapacity[c.name]! })),
       networks: [],
       nodes: [
         { name: "node-a", architecture: "amd64", schedulable: true, allocatableMemoryBytes: nodeMemory },

@@ -5,7 +5,7 @@ import type { Inventory, InventoryVm, VmRef } from "../../proto/bus/index.js";
 import { POD_NETWORK } from "../../proto/names.js";
 import type { MigrationPlan } from "../../proto/plan.js";
 import type { ClusterView } from "./clusters.js";
-import { formatTime, list, vmName } from "./format.js";
+import { formatBytes, formatTime, list, vmName } from "./format.js";
 import type { Finding, MigrationKind } from "./records.js";
 
 type Spec = MigrationPlan["spec"];
@@ -56,6 +56,60 @@ export function nodeArchitecture(inventory: Inventory, node: string | undefined)
 /** Disk bytes of a VM's claim-backed volumes. */
 export function diskBytes(vm: InventoryVm): number {
   return vm.volumes.reduce((sum, v) => sum + (CLAIM_KINDS.has(v.kind) ? (v.sizeBytes ?? 0) : 0), 0);
+}
+
+/**
+ * Bytes this VM's move creates in each storage class of the target: a decentralized move creates
+ * every claim-backed volume there (class per spec.storageMap, an unclassed volume in the target's
+ * default class); a storage or offline move copies only the volumes whose mapping changes something
+ * (the agent's volumeMoves). A class the bytes cannot be attributed to is left out.
+ */
+export function storageNeeds(vm: InventoryVm, spec: Pick<Spec, "storageMap">, kind: MigrationKind, targetInventory?: Inventory): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const v of vm.volumes) {
+    if (!CLAIM_KINDS.has(v.kind) || !v.sizeBytes) continue;
+    let cls: string | undefined;
+    if (kind === "decentralized-live") {
+      cls = v.storageClass === undefined ? targetInventory?.storageClasses.find((c) => c.isDefault)?.name : mapStorageClass(spec, v.storageClass).target;
+    } else {
+      const m = v.storageClass === undefined ? undefined : spec.storageMap.find((e) => e.source === v.storageClass);
+      if (m && (m.target !== v.storageClass || m.volumeMode || m.accessModes)) cls = m.target;
+    }
+    if (cls !== undefined) out.set(cls, (out.get(cls) ?? 0) + v.sizeBytes);
+  }
+  return out;
+}
+
+/** Free space per storage class as the cluster reports it (CSIStorageCapacity); classes without a figure are absent. */
+export function classCapacities(inventory: Inventory): Map<string, number> {
+  return new Map(inventory.storageClasses.flatMap((c) => (c.capacityBytes === undefined ? [] : [[c.name, c.capacityBytes] as const])));
+}
+
+/**
+ * A fixed target's classes too small for what the plan puts in them (plus what other plans'
+ * migrations promised there): one warning per class. Classes with unknown capacity are not checked.
+ */
+export function storageCapacityIssues(cluster: string, inventory: Inventory, needs: ReadonlyMap<string, number>, promised: ReadonlyMap<string, number>, spec: Pick<Spec, "storageMap">): Finding[] {
+  const out: Finding[] = [];
+  const free = classCapacities(inventory);
+  for (const [cls, need] of [...needs].sort(([a], [b]) => a.localeCompare(b))) {
+    const reported = free.get(cls);
+    if (reported === undefined) continue;
+    const other = promised.get(cls) ?? 0;
+    const room = reported - other;
+    if (need <= room) continue;
+    const index = spec.storageMap.findIndex((m) => m.target === cls);
+    out.push(
+      finding(
+        "warning",
+        "TargetStorageCapacity",
+        `the plan puts ${formatBytes(need)} of volumes in storage class ${cls} on cluster ${cluster}, which reports ${formatBytes(reported)} free${other ? ` (${formatBytes(other)} of it promised to other plans' migrations)` : ""}; volumes that do not fit stay Pending and their migrations stall`,
+        `free space in ${cls} on ${cluster}, map some volumes to another class (spec.storageMap), or split the plan`,
+        index >= 0 ? `spec.storageMap[${index}].target` : "spec.target.cluster",
+      ),
+    );
+  }
+  return out;
 }
 
 export interface CompatInput {

@@ -21,6 +21,17 @@ function input(vms: InventoryVm[], candidates: PlacementCandidate[], over: Parti
   };
 }
 
+/** The fixture's classes (ceph-rbd default, lvm) with free capacities in GiB; a class not named reports none. */
+const classes = (gib: Record<string, number>): Inventory["storageClasses"] =>
+  inventory("x").storageClasses.map((c) => ({ ...c, ...(gib[c.name] !== undefined ? { capacityBytes: gib[c.name]! * GiB } : {}) }));
+const disk = (name: string, gib: number, storageClass: string | undefined = "ceph-rbd"): InventoryVm["volumes"][number] => ({
+  name,
+  kind: "dataVolume",
+  claimName: name,
+  sizeBytes: gib * GiB,
+  ...(storageClass ? { storageClass } : {}),
+});
+
 const targets = (ds: ReturnType<typeof place>) => Object.fromEntries(ds.map((d) => [d.source.name, d.target?.cluster ?? "-"]));
 
 describe("evacuation placement", () => {
@@ -71,6 +82,76 @@ describe("evacuation placement", () => {
   it("honours memory already promised to a cluster by other plans", () => {
     const ds = place(input([vm("db", "a", { memoryBytes: 8 * GiB })], [candidate("west"), candidate("north")], { reservedBytes: { north: 100 * GiB } }));
     expect(targets(ds)).toEqual({ a: "west" });
+  });
+
+  it("refuses a cluster whose target class reports less free space than the VM's disks there, and says so", () => {
+    const ds = place(input([vm("db", "a", { volumes: [disk("root", 50)] })], [candidate("west", { storageClasses: classes({ "ceph-rbd": 40 }) }), candidate("north")]));
+    expect(targets(ds)).toEqual({ a: "north" });
+    expect(ds[0]?.reason).toBe("placed on north: 97% of its memory free afterwards (124 GiB of 128 GiB); refused: west: class ceph-rbd has 40 GiB free, VM needs 50 GiB");
+
+    // Memory and storage both short: both are named.
+    const none = place(input([vm("db", "b", { memoryBytes: 100 * GiB, volumes: [disk("root", 50), disk("data", 30, "lvm")] })], [candidate("west", { storageClasses: classes({ "ceph-rbd": 40, lvm: 100 }) })]));
+    expect(none[0]?.target).toBeUndefined();
+    expect(none[0]?.reason).toBe("no candidate cluster can take VM db/b (100 GiB): west: needs 100 GiB of memory, the most free on one amd64 node is 64 GiB and class ceph-rbd has 40 GiB free, VM needs 50 GiB");
+  });
+
+  it("maps the VM's classes (spec.storageMap) and puts unclassed volumes in the target's default class", () => {
+    const vms = [vm("db", "a", { volumes: [disk("root", 50, "old-fast"), disk("scratch", 30, undefined)] })];
+    const spec = { storageMap: [{ source: "old-fast", target: "lvm" }], networkMap: [] };
+    const tight = { storageClasses: classes({ "ceph-rbd": 20, lvm: 100 }) };
+    expect(place(input(vms, [candidate("west", tight)], { spec }))[0]?.reason).toContain("west: class ceph-rbd has 20 GiB free, VM needs 30 GiB");
+    const roomy = place(input(vms, [candidate("west", { storageClasses: classes({ "ceph-rbd": 40, lvm: 100 }) })], { spec }));
+    expect(roomy[0]?.reason).toBe("placed on west: 97% of its memory free afterwards (124 GiB of 128 GiB), class ceph-rbd 25% (10 GiB of the 40 GiB it reports free), class lvm 50% (50 GiB of the 100 GiB it reports free)");
+  });
+
+  it("counts space promised by earlier VMs of the same pass and by other plans' migrations", () => {
+    const vms = Array.from({ length: 5 }, (_, i) => vm("db", `v${i}`, { volumes: [disk("root", 40)] }));
+    const cs = [candidate("west", { storageClasses: classes({ "ceph-rbd": 100 }) }), candidate("north", { storageClasses: classes({ "ceph-rbd": 100 }) })];
+    const ds = place(input(vms, cs));
+    // Two per cluster fit (80 of 100 GiB); the fifth finds 20 GiB left on each.
+    expect(ds.filter((d) => d.target?.cluster === "west")).toHaveLength(2);
+    expect(ds.filter((d) => d.target?.cluster === "north")).toHaveLength(2);
+    expect(ds[4]?.reason).toBe("no candidate cluster can take VM db/v4 (4 GiB): north: class ceph-rbd has 20 GiB free, VM needs 40 GiB; west: class ceph-rbd has 20 GiB free, VM needs 40 GiB");
+
+    expect(targets(place(input([vms[0]!], cs)))).toEqual({ v0: "north" });
+    expect(targets(place(input([vms[0]!], cs, { reservedStorage: { north: { "ceph-rbd": 70 * GiB } } })))).toEqual({ v0: "west" });
+    const both = place(input([vms[0]!], cs, { reservedStorage: { north: { "ceph-rbd": 70 * GiB }, west: { "ceph-rbd": 61 * GiB } } }));
+    expect(both[0]?.reason).toContain("north: class ceph-rbd has 30 GiB free, VM needs 40 GiB; west: class ceph-rbd has 39 GiB free, VM needs 40 GiB");
+  });
+
+  it("does not check a class whose capacity is unknown (no CSIStorageCapacity published)", () => {
+    const ds = place(input([vm("db", "a", { volumes: [disk("root", 10 * 1024)] })], [candidate("west", { storageClasses: classes({ lvm: 1 }) })]));
+    expect(ds[0]?.target?.cluster).toBe("west");
+    expect(ds[0]?.reason).toBe("placed on west: 97% of its memory free afterwards (124 GiB of 128 GiB)");
+  });
+
+  it("prefers the cluster with more room in the VM's class when memory is alike (the tighter share decides)", () => {
+    const ds = place(input([vm("db", "a", { volumes: [disk("root", 50)] })], [candidate("west", { storageClasses: classes({ "ceph-rbd": 1024 }) }), candidate("north", { storageClasses: classes({ "ceph-rbd": 100 }) })]));
+    expect(ds[0]?.reason).toBe("placed on west: 97% of its memory free afterwards (124 GiB of 128 GiB), class ceph-rbd 95% (974 GiB of the 1 TiB it reports free); also fit: north 50%");
+  });
+
+  it("never places more disk in a class than it reports free", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 200 }), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.option(fc.integer({ min: 0, max: 600 }), { nil: undefined }), { minLength: 1, maxLength: 4 }),
+        (disks, capacities) => {
+          const vms = disks.map((g, i) => vm("db", `vm-${i}`, { memoryBytes: GiB, volumes: [disk("root", g)] }));
+          const cs = capacities.map((cap, c) => candidate(`c${c}`, { storageClasses: cap === undefined ? classes({}) : classes({ "ceph-rbd": cap }) }));
+          const ds = place(input(vms, cs));
+          const placed = new Map<string, number>();
+          ds.forEach((d, i) => {
+            if (d.target) placed.set(d.target.cluster, (placed.get(d.target.cluster) ?? 0) + (disks[i] ?? 0));
+            // A cluster of unknown capacity takes every VM its memory allows.
+            else expect(capacities.some((cap) => cap === undefined)).toBe(false);
+          });
+          capacities.forEach((cap, c) => {
+            if (cap !== undefined) expect(placed.get(`c${c}`) ?? 0).toBeLessThanOrEqual(cap);
+          });
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it("never places more memory on a cluster than its nodes have, and is deterministic", () => {

@@ -3,9 +3,9 @@ import type { Inventory } from "../../proto/bus/index.js";
 import type { MigrationPlan } from "../../proto/plan.js";
 import type { Clusters } from "./clusters.js";
 import { transportFailure, type CommandResult } from "./commands.js";
-import { boundFindings, checkPlan, createPlanRecords, expandPlan, matchesSelector, type Expansion } from "./plan.js";
+import { boundFindings, checkPlan, createPlanRecords, expandPlan, matchesSelector, promisedStorage, type Expansion } from "./plan.js";
 import { MigrationRecord, PlanRecord, type Finding } from "./records.js";
-import { describeReply, GiB, inventory, plan, preflightOk, rpcError, stopped, T0, view, vm } from "./test-fixtures.js";
+import { describeReply, GiB, inventory, migration, plan, preflightOk, rpcError, stopped, T0, view, vm } from "./test-fixtures.js";
 
 const clusters = (over: Record<string, Partial<Parameters<typeof view>[1]>> = {}): Clusters => ({
   east: view("east", over.east),
@@ -197,6 +197,41 @@ describe("expansion: cluster and VM checks", () => {
     expect(r.findings[0]?.message).toMatch(/moves 160 GiB of VM memory to cluster west, which has about 128 GiB free/);
   });
 
+  it("warns when a target class reports less free space than the plan puts in it (with other plans' promises); unknown capacity is not checked", () => {
+    const withCapacity = (gib: Record<string, number>) => inventory("west").storageClasses.map((c) => ({ ...c, ...(gib[c.name] !== undefined ? { capacityBytes: gib[c.name]! * GiB } : {}) }));
+    const three = east(["pg-0", "pg-1", "pg-2"].map((n) => vm("db", n))); // 20 GiB ceph-rbd each
+    const all = plan({ vms: undefined, selector: { namespaces: ["db"] }, storageMap: [{ source: "ceph-rbd", target: "lvm" }] });
+    const r = expand(all, { east: three, west: west({ storageClasses: withCapacity({ lvm: 50 }) }) });
+    expect(r.findings).toEqual([
+      expect.objectContaining({
+        code: "TargetStorageCapacity",
+        severity: "warning",
+        field: "spec.storageMap[0].target",
+        message: "the plan puts 60 GiB of volumes in storage class lvm on cluster west, which reports 50 GiB free; volumes that do not fit stay Pending and their migrations stall",
+      }),
+    ]);
+    expect(codes(expand(all, { east: three, west: west({ storageClasses: withCapacity({ lvm: 60 }) }) }).findings)).toEqual([]);
+    expect(codes(expand(all, { east: three, west: west({ storageClasses: withCapacity({ "ceph-rbd": 1 }) }) }).findings)).toEqual([]);
+
+    // Another plan's queued migration to west promised 20 GiB of lvm: 60 + 20 > 70.
+    const busy = [{ plan: "earlier", source: { cluster: "east", namespace: "web", name: "x" }, target: { cluster: "west", namespace: "web", name: "x" }, memoryBytes: GiB, storageBytes: { lvm: 20 * GiB } }];
+    const promised = expand(all, { east: three, west: west({ storageClasses: withCapacity({ lvm: 70 }) }) }, clusters(), busy);
+    expect(promised.findings[0]?.message).toBe("the plan puts 60 GiB of volumes in storage class lvm on cluster west, which reports 70 GiB free (20 GiB of it promised to other plans' migrations); volumes that do not fit stay Pending and their migrations stall");
+
+    // Inside one cluster only the volumes the map moves count (storage live migration).
+    const local = expand(plan({ target: { cluster: "east" }, storageMap: [{ source: "ceph-rbd", target: "lvm" }] }), { east: east([vm("db", "pg-0")], { storageClasses: withCapacity({ lvm: 10 }) }) });
+    expect(codes(local.findings)).toEqual(["warning:TargetStorageCapacity"]);
+    expect(codes(expand(plan({ target: { cluster: "east" } }), { east: east([vm("db", "pg-0")], { storageClasses: withCapacity({ "ceph-rbd": 10 }) }) }).findings)).toEqual(["warning:NoStorageChange"]);
+  });
+
+  it("promises another plan's disks to its target class only until it creates its volumes there", () => {
+    const invs = { east: east([vm("db", "pg-0")]), west: west() };
+    const spec = { storageMap: [{ source: "ceph-rbd", target: "lvm" }] };
+    for (const state of ["Pending", "Queued", "Validating", "Trusting"] as const) expect(promisedStorage(migration({ state }), spec, invs)).toEqual({ lvm: 20 * GiB });
+    for (const state of ["PreparingTarget", "Migrating", "Finalizing", "RollingBack"] as const) expect(promisedStorage(migration({ state }), spec, invs)).toEqual({});
+    expect(promisedStorage(migration({ state: "Queued" }), spec, { west: west() })).toEqual({});
+  });
+
   it("warns about decentralized migration inside one cluster (kubevirt#18259)", () => {
     const r = expand(plan({ target: { cluster: "east", namespace: "db2" } }), { east: east([vm("db", "pg-0")], { namespaces: ["db", "db2"] }) });
     expect(r.migrations[0]?.kind).toBe("decentralized-live");
@@ -224,6 +259,16 @@ describe("evacuation", () => {
 
     const bad = expand(plan({ vms: undefined, selector: { allVMs: true }, target: { evacuate: true, candidates: ["west", "ghost"] } }), { east: src, west: west() });
     expect(bad.findings).toEqual([expect.objectContaining({ code: "ClusterUnknown", field: "spec.target.candidates[1]" })]);
+  });
+
+  it("counts other plans' promised disk bytes against a candidate's class capacity", () => {
+    const roomy = (gib: number) => inventory("north", { storageClasses: inventory("north").storageClasses.map((c) => (c.name === "ceph-rbd" ? { ...c, capacityBytes: gib * GiB } : c)) });
+    const evac = plan({ vms: undefined, selector: { allVMs: true }, target: { evacuate: true, candidates: ["north"] } });
+    expect(expand(evac, { east: east(), north: roomy(30) }).migrations.map((m) => m.target.cluster)).toEqual(["north"]);
+    const busy = [{ plan: "earlier", source: { cluster: "east", namespace: "web", name: "x" }, target: { cluster: "north", namespace: "web", name: "x" }, memoryBytes: GiB, storageBytes: { "ceph-rbd": 15 * GiB } }];
+    const r = expand(evac, { east: east(), north: roomy(30) }, clusters(), busy);
+    expect(r.migrations).toEqual([]);
+    expect(r.findings).toEqual([expect.objectContaining({ code: "NoPlacement", message: "no candidate cluster can take VM db/pg-0 (4 GiB): north: class ceph-rbd has 15 GiB free, VM needs 20 GiB" })]);
   });
 
   it("a VM no candidate can take is an error with every candidate's reason", () => {

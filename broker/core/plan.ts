@@ -7,11 +7,11 @@
 //   createPlanRecords() the records to store when the report has no errors
 //
 // A dry run is the report; nothing is created.
-import type { Inventory, InventoryVm, PreflightResult, VmRef } from "../../proto/bus/index.js";
+import type { Inventory, InventoryVm, MigrationState, PreflightResult, VmRef } from "../../proto/bus/index.js";
 import type { MigrationPlan } from "../../proto/plan.js";
 import type { Clusters } from "./clusters.js";
 import { rpcErrorText, resultFor, type Command, type CommandResult, type PreflightRequestBody } from "./commands.js";
-import { clusterIssues, compatIssues, diskBytes, finding, hasErrors, vmPower } from "./compat.js";
+import { clusterIssues, compatIssues, diskBytes, finding, hasErrors, storageCapacityIssues, storageNeeds, vmPower } from "./compat.js";
 import { clip, formatBytes, vmName } from "./format.js";
 import { place } from "./placement.js";
 import { MAX_FINDINGS, migrationUidFor, type Finding, type MigrationKind, type MigrationRecord, type PlanRecord } from "./records.js";
@@ -23,9 +23,45 @@ export interface ExpandInput {
   plan: MigrationPlan;
   clusters: Clusters;
   inventories: Readonly<Record<string, Inventory | undefined>>;
-  /** Unfinished migrations of other plans: their VMs are taken, their memory is promised to their targets. */
-  busy?: ReadonlyArray<{ plan: string; source: VmRef; target: VmRef; memoryBytes: number }>;
+  /** Unfinished migrations of other plans: their VMs are taken, their memory (and, see promisedStorage, disk bytes per target class) promised to their targets. */
+  busy?: ReadonlyArray<BusyMigration>;
   now: Date;
+}
+
+export interface BusyMigration {
+  plan: string;
+  source: VmRef;
+  target: VmRef;
+  memoryBytes: number;
+  /** Target storage class → bytes its volumes will take there and the cluster's capacity does not count yet. */
+  storageBytes?: Readonly<Record<string, number>>;
+}
+
+/** Before these states' end the target holds none of the migration's volumes yet (PreparingTarget / Migrating create them). */
+const BEFORE_VOLUMES: ReadonlySet<MigrationState> = new Set(["Pending", "Queued", "Validating", "Trusting"]);
+
+/**
+ * Disk bytes per target storage class an unfinished migration of another plan will still take on its
+ * target: all of them until it creates its volumes there, none once it has (they are bound then, and
+ * the cluster's CSIStorageCapacity already counts them; counting them again would refuse room that
+ * exists). Empty when its source VM is no longer in the source inventory.
+ */
+export function promisedStorage(m: Pick<MigrationRecord, "state" | "source" | "target" | "kind">, spec: Pick<Spec, "storageMap">, inventories: Readonly<Record<string, Inventory | undefined>>): Record<string, number> {
+  if (!BEFORE_VOLUMES.has(m.state)) return {};
+  const vm = inventories[m.source.cluster]?.vms.find((v) => v.namespace === m.source.namespace && v.name === m.source.name);
+  return vm ? Object.fromEntries(storageNeeds(vm, spec, m.kind, inventories[m.target.cluster])) : {};
+}
+
+/** Per cluster and class, the bytes `busy` promised. */
+function storagePromises(busy: readonly BusyMigration[]): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const b of busy) {
+    for (const [cls, bytes] of Object.entries(b.storageBytes ?? {})) {
+      const byClass = (out[b.target.cluster] ??= {});
+      byClass[cls] = (byClass[cls] ?? 0) + bytes;
+    }
+  }
+  return out;
 }
 
 export interface PlannedMigration {
@@ -217,11 +253,14 @@ export function expandPlan(input: ExpandInput): Expansion {
         finding("warning", "SameClusterDecentralized", `VMs move to another namespace of cluster ${srcName} by decentralized live migration, a path with known KubeVirt bugs (kubevirt/kubevirt#18259)`, "prefer moving between clusters, or keep the namespace (storage live migration)", "spec.target.namespace"),
       );
     }
+    const needs = new Map<string, number>();
     for (const m of migrations) {
       const vm = srcInv.vms.find((v) => v.namespace === m.source.namespace && v.name === m.source.name) as InventoryVm;
       findings.push(...compatIssues({ vm, source: m.source, target: m.target, kind: m.kind, sourceInventory: srcInv, ...(tgtInv ? { targetInventory: tgtInv } : {}), spec }));
+      for (const [cls, bytes] of storageNeeds(vm, spec, m.kind, tgtInv)) needs.set(cls, (needs.get(cls) ?? 0) + bytes);
     }
     if (tgtInv && tgtName !== srcName) findings.push(...capacityWarning(tgtName, tgtInv, migrations, input.busy ?? []));
+    if (tgtInv) findings.push(...storageCapacityIssues(tgtName, tgtInv, needs, new Map(Object.entries(storagePromises(input.busy ?? [])[tgtName] ?? {})), spec));
   } else {
     const names = spec.target.candidates ?? Object.keys(clusters).filter((c) => c !== srcName);
     const candidates = [];
@@ -236,7 +275,8 @@ export function expandPlan(input: ExpandInput): Expansion {
     }
     const reservedBytes: Record<string, number> = {};
     for (const b of input.busy ?? []) reservedBytes[b.target.cluster] = (reservedBytes[b.target.cluster] ?? 0) + b.memoryBytes;
-    for (const d of place({ vms: toPlace, sourceInventory: srcInv, candidates, spec, reservedBytes, now })) {
+    const reservedStorage = storagePromises(input.busy ?? []);
+    for (const d of place({ vms: toPlace, sourceInventory: srcInv, candidates, spec, reservedBytes, reservedStorage, now })) {
       findings.push(...d.findings);
       const vm = toPlace.find((p) => p.ref.namespace === d.source.namespace && p.ref.name === d.source.name)?.vm as InventoryVm;
       if (d.target) migrations.push(planned(d.source, d.target, "decentralized-live", vm, d.reason));

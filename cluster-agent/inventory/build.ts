@@ -20,6 +20,8 @@ export interface Snapshot {
   /** ConfigMaps named kubevirt-ca (any namespace; the one in the KubeVirt CR's namespace counts). */
   caConfigMaps: Obj[];
   storageClasses: Obj[];
+  /** storage.k8s.io/v1 CSIStorageCapacity, all namespaces (CSI drivers publish them in their own). */
+  storageCapacities: Obj[];
   nads: Obj[];
   nodes: Obj[];
   namespaces: Obj[];
@@ -66,11 +68,12 @@ export function buildInventory(s: Snapshot, now: Date, maxBytes = Number.MAX_SAF
   const pvcs = byNamespace(s.pvcs);
   const dvs = byNamespace(s.dataVolumes);
   const vmis = new Map(s.vmis.map((v) => [nsName(v), v as unknown as VirtualMachineInstance]));
+  const capacityByClass = classCapacities(s.storageCapacities);
 
   const body: InventoryBody = {
     observedAt: now.toISOString(),
     kubevirt,
-    storageClasses: s.storageClasses.map(storageClass).sort(byName),
+    storageClasses: s.storageClasses.map((sc) => storageClass(sc, capacityByClass)).sort(byName),
     networks: s.nads.map((n) => ({ namespace: n.metadata!.namespace!, name: n.metadata!.name! })).sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`)),
     nodes: s.nodes.map(node).sort(byName),
     namespaces: s.namespaces.filter((n) => !n.metadata?.deletionTimestamp).map((n) => n.metadata!.name!).sort(),
@@ -139,12 +142,32 @@ export function fitInventory(body: InventoryBody, maxBytes: number): InventoryBo
 
 const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
 
-function storageClass(sc: Obj): z.infer<typeof StorageClass> {
+/**
+ * Free space per storage class: the sum of `capacity` over its CSIStorageCapacity objects, one per
+ * topology segment. An object without `nodeTopology` serves no node, one without `capacity` has no
+ * figure yet ("currently not available"): neither counts, and a class none of whose objects counts
+ * has no entry (unknown, not zero).
+ */
+export function classCapacities(objects: readonly Obj[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const o of objects) {
+    const cls = o["storageClassName"];
+    const bytes = quantityBytes(o["capacity"]);
+    if (typeof cls !== "string" || !cls || bytes === undefined || o["nodeTopology"] === undefined || o["nodeTopology"] === null || o.metadata?.deletionTimestamp) continue;
+    // Clamped: a figure beyond 2^53 (8 PiB) must not make the bus schema drop the whole class.
+    out.set(cls, Math.min(Number.MAX_SAFE_INTEGER, (out.get(cls) ?? 0) + Math.max(0, bytes)));
+  }
+  return out;
+}
+
+function storageClass(sc: Obj, capacities: ReadonlyMap<string, number>): z.infer<typeof StorageClass> {
+  const capacityBytes = capacities.get(sc.metadata!.name!);
   return {
     name: sc.metadata!.name!,
     provisioner: typeof sc["provisioner"] === "string" && sc["provisioner"] ? sc["provisioner"] : "unknown",
     volumeBindingMode: sc["volumeBindingMode"] === "WaitForFirstConsumer" ? "WaitForFirstConsumer" : "Immediate",
     isDefault: sc.metadata?.annotations?.[DEFAULT_CLASS_ANNOTATION] === "true" || sc.metadata?.annotations?.["storageclass.beta.kubernetes.io/is-default-class"] === "true",
+    ...(capacityBytes !== undefined ? { capacityBytes } : {}),
   };
 }
 

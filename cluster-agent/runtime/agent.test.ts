@@ -4,7 +4,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, StorageV1Api } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, startBrokerEnv, type BrokerEnv } from "../../broker/testing.js";
@@ -14,6 +14,7 @@ import { BUS_API_VERSION, type Task, type TaskSet, type TaskStatus } from "../..
 import { eventually } from "../../sim/testing.js";
 import { startWorld, type World } from "../../sim/world.js";
 import { AgentConfig, type AgentConfigInput } from "../config.js";
+import { quantityBytes } from "../core/quantity.js";
 import { MIGRATION_LABEL, type TaskExecutor } from "../executor.js";
 import { startAgent, type AgentHandle } from "./agent.js";
 import { identityFromSecretData, IdentityError } from "./identity.js";
@@ -181,6 +182,37 @@ describe("cluster agent runtime", () => {
     expect(vm).toMatchObject({ labels: { tier: "new" }, runStrategy: "Halted", memoryBytes: 2 ** 30 });
     const since = await ctl.requests(CLUSTER, { since: mark, verb: "list" });
     expect(since.requests).toEqual([]);
+  });
+
+  it("storage capacity (CSIStorageCapacity) reaches the broker through watches: capacityBytes per class, none where nothing is published", async () => {
+    const ctl = world.controlClient();
+    const storage = kc.makeApiClient(StorageV1Api);
+    const core = kc.makeApiClient(CoreV1Api);
+    // The default scenario's VMs' volumes are in class standard; once they are Bound the pool is settled.
+    const boundInStandard = async () => {
+      const pvcs = (await core.listPersistentVolumeClaimForAllNamespaces()).items.filter((p) => p.spec?.storageClassName === "standard");
+      if (!pvcs.length || pvcs.some((p) => p.status?.phase !== "Bound")) throw new Error("claims of class standard not all Bound yet");
+      return { used: pvcs.reduce((n, p) => n + quantityBytes(p.status?.capacity?.["storage"])!, 0) };
+    };
+    const { used } = await eventually(boundInStandard, 10_000, "standard's claims bound");
+    const mark = (await ctl.requests(CLUSTER, {})).last;
+    // `kubectl annotate sc standard sim.kubevirt.io/storage-capacity=1Ti`: the simulated driver publishes.
+    await storage.patchStorageClass({ name: "standard", body: { metadata: { annotations: { "sim.kubevirt.io/storage-capacity": "1Ti" } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    const classes = () => Object.fromEntries((soft()?.inventory?.storageClasses ?? []).map((c) => [c.name, c.capacityBytes]));
+    await eventually(() => classes()["standard"] === 2 ** 40 - used || undefined, 10_000, "standard's capacity in the broker's inventory");
+    expect(classes()).toEqual({ standard: 2 ** 40 - used, "local-wffc": undefined });
+
+    // A new 10Gi volume binds: the capacity object shrinks and so does the reported capacity.
+    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      group: "cdi.kubevirt.io",
+      version: "v1beta1",
+      plural: "datavolumes",
+      namespace: "vms",
+      body: { apiVersion: "cdi.kubevirt.io/v1beta1", kind: "DataVolume", metadata: { name: "extra" }, spec: { source: { blank: {} }, storage: { storageClassName: "standard", volumeMode: "Block", accessModes: ["ReadWriteMany"], resources: { requests: { storage: "10Gi" } } } } },
+    });
+    await eventually(() => classes()["standard"] === 2 ** 40 - used - 10 * 2 ** 30 || undefined, 10_000, "capacity after the new volume bound");
+    const lists = await ctl.requests(CLUSTER, { since: mark, verb: "list" });
+    expect(lists.requests).toEqual([]);
   });
 
   it("answers rpc inventory, preflight and describe-vm", async () => {

@@ -62,6 +62,12 @@ export const StorageClass = z.object({
   provisioner: z.string().min(1).max(253),
   volumeBindingMode: z.enum(["Immediate", "WaitForFirstConsumer"]),
   isDefault: z.boolean(),
+  /**
+   * Free space to provision in this class: the sum of `capacity` over the class's
+   * storage.k8s.io/v1 CSIStorageCapacity objects (one per topology segment). Absent when none
+   * exists: most CSI drivers publish none, so the capacity is unknown, not zero.
+   */
+  capacityBytes: Bytes.optional(),
 });
 
 export const InventoryNode = z.object({

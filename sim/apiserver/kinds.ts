@@ -199,6 +199,13 @@ const BUILTIN: Record<string, Partial<KindInfo>> = {
       builtinAge,
     ],
   },
+  // pkg/printers/internalversion printCSIStorageCapacity: no Age column.
+  CSIStorageCapacity: {
+    columns: [
+      { name: "StorageClassName", type: "string", cell: (o) => o.storageClassName ?? "" },
+      { name: "Capacity", type: "string", cell: (o) => (o.capacity === undefined || o.capacity === null ? "<unset>" : String(o.capacity)) },
+    ],
+  },
   Lease: {
     columns: [{ name: "Holder", type: "string", cell: (o) => o.spec?.holderIdentity ?? "" }, builtinAge],
     allowCreateOnUpdate: true,

@@ -29,6 +29,8 @@ export const resourceTypes: readonly ResourceType[] = [
   { group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true, statusSubresource: true, shortNames: ["po"], categories: ["all"], readOnly: true, proxySubresource: true },
   { group: "", version: "v1", kind: "Event", plural: "events", singular: "event", namespaced: true, statusSubresource: false, shortNames: ["ev"] },
   { group: "storage.k8s.io", version: "v1", kind: "StorageClass", plural: "storageclasses", singular: "storageclass", namespaced: false, statusSubresource: false, shortNames: ["sc"] },
+  // Free space per storage class as a CSI driver's external-provisioner publishes it (sim/cdi/capacity.ts).
+  { group: "storage.k8s.io", version: "v1", kind: "CSIStorageCapacity", plural: "csistoragecapacities", singular: "csistoragecapacity", namespaced: true, statusSubresource: false },
   { group: "k8s.cni.cncf.io", version: "v1", kind: "NetworkAttachmentDefinition", plural: "network-attachment-definitions", singular: "network-attachment-definition", namespaced: true, statusSubresource: false, shortNames: ["net-attach-def"] },
   { group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease", namespaced: true, statusSubresource: false },
   { group: "kubevirt.io", version: "v1", kind: "KubeVirt", plural: "kubevirts", singular: "kubevirt", namespaced: true, statusSubresource: true, shortNames: ["kv", "kvs"], categories: ["all"] },
@@ -56,7 +58,7 @@ export function resourceByPath(group: string, version: string, plural: string): 
 
 /** Short handles for controllers and tests: `R.VirtualMachine` etc. */
 export const R = Object.fromEntries(resourceTypes.map((rt) => [rt.kind, rt])) as Record<
-  | "Namespace" | "Node" | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "Pod" | "Event" | "StorageClass"
+  | "Namespace" | "Node" | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "Pod" | "Event" | "StorageClass" | "CSIStorageCapacity"
   | "NetworkAttachmentDefinition" | "Lease" | "KubeVirt" | "VirtualMachine" | "VirtualMachineInstance"
   | "VirtualMachineInstanceMigration" | "DataVolume",
   ResourceType

@@ -11,6 +11,7 @@ import { getKubeVirt } from "../kubevirt/index.js";
 import { DefaultTimings, type Timings } from "../kubevirt/sim.js";
 import { type Condition, key, now, parseQuantity, setCondition, splitKey } from "../kubevirt/util.js";
 import { WorkQueue } from "../kubevirt/workqueue.js";
+import { installCapacityPublisher } from "./capacity.js";
 import { claimPropertySets, defaultStorageClass, isCSI, isWFFC } from "./storage.js";
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- DataVolume and PVC specs are free-form JSON */
@@ -415,6 +416,8 @@ export function installCDI(cluster: SimCluster, opts: CDIOptions = {}): CDIHandl
   const h = new CDIHandle(cluster, opts);
   handles.set(cluster, h);
   cluster.controllers.push(h);
+  // The CSI driver's capacity tracking (CSIStorageCapacity objects) runs beside CDI.
+  installCapacityPublisher(cluster);
   return h;
 }
 

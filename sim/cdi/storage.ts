@@ -3,6 +3,9 @@
 import { R } from "../apiserver/resources.js";
 import type { KObject, Store } from "../apiserver/store.js";
 
+/** On a StorageClass: the size of its pool, published as CSIStorageCapacity (capacity.ts). */
+export const AnnStorageCapacity = "sim.kubevirt.io/storage-capacity";
+
 export interface ClaimPropertySet {
   accessModes: string[];
   volumeMode: "Filesystem" | "Block";

@@ -2,6 +2,7 @@
 // written as an admin would write them (the operator then deploys, creates the CA, etc.).
 import { R } from "../apiserver/resources.js";
 import type { KObject } from "../apiserver/store.js";
+import { AnnStorageCapacity } from "../cdi/storage.js";
 import type { SimCluster } from "../cluster.js";
 import { DecentralizedLiveMigration } from "./constants.js";
 import { findKubeVirt } from "./config.js";
@@ -105,6 +106,8 @@ export interface StorageClassSeed {
   /** StorageProfile claim property set: defaults CDI fills into spec.storage when omitted. */
   accessModes?: string[];
   volumeMode?: "Filesystem" | "Block";
+  /** Pool size (a quantity): the class publishes a CSIStorageCapacity object (sim/cdi/capacity.ts). */
+  capacity?: string;
 }
 
 export function seedStorageClasses(cluster: SimCluster, classes: StorageClassSeed[]): KObject[] {
@@ -113,6 +116,7 @@ export function seedStorageClasses(cluster: SimCluster, classes: StorageClassSee
     if (c.default) annotations["storageclass.kubernetes.io/is-default-class"] = "true";
     if (c.accessModes) annotations["sim.kubevirt.io/storage-profile-access-modes"] = c.accessModes.join(",");
     if (c.volumeMode) annotations["sim.kubevirt.io/storage-profile-volume-mode"] = c.volumeMode;
+    if (c.capacity !== undefined) annotations[AnnStorageCapacity] = c.capacity;
     const obj = {
       metadata: { name: c.name, annotations },
       provisioner: c.provisioner ?? "hostpath.csi.kubevirt.io",

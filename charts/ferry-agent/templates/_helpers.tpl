@@ -169,6 +169,11 @@ charts.test.ts checks the README lists every rule rendered here.
 - apiGroups: [storage.k8s.io]
   resources: [storageclasses]
   verbs: [get, list, watch]
+# Free space per storage class for placement: CSIStorageCapacity objects, which CSI drivers
+# publish in their own namespaces (read only, list + watch).
+- apiGroups: [storage.k8s.io]
+  resources: [csistoragecapacities]
+  verbs: [list, watch]
 # Inventory and the network map: Multus NetworkAttachmentDefinitions (read only).
 - apiGroups: [k8s.cni.cncf.io]
   resources: [network-attachment-definitions]
