@@ -1,12 +1,12 @@
 // TaskStatus pieces derived from what KubeVirt reports: VMIM phase/conditions/migrationState, the
 // VM facts the broker checks invariants with, the step a VMIM phase means, and failures with fixes.
-import type { AgentError, TaskStatus, TaskStep, VmimStatus } from "../../proto/bus/index.js";
+import { clipText, type AgentError, type TaskStatus, type TaskStep, type VmimStatus } from "../../proto/bus/index.js";
 import { condition, type Condition, type VirtualMachine, type VirtualMachineInstance, type Vmim } from "./kube.js";
 import { MIGRATION_TARGET_ANNOTATION } from "./names.js";
 import { runStrategyOf } from "./vm.js";
 
-const TEXT_MAX = 4096;
-export const clip = (s: string, n = TEXT_MAX): string => (s.length <= n ? s : `${s.slice(0, n - 1)}…`);
+/** Cuts free text to the bus's limit (never splitting a surrogate pair). */
+export const clip = (s: string, n?: number): string => clipText(s, n);
 
 function isoTime(t: unknown): string | undefined {
   if (typeof t !== "string" && !(t instanceof Date)) return undefined;

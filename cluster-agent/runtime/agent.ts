@@ -14,7 +14,7 @@ import { readFileSync } from "node:fs";
 import { CoreV1Api, CustomObjectsApi, KubeConfig, StorageV1Api, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { BusHandlerError, connectBus, publishReport, serveRpc, subscribeTasks, type Bus, type BusSubscription } from "../../bus/index.js";
-import { BUS_API_VERSION, MAX_MESSAGE_BYTES, type Hello, type Inventory, type Message, type Status, type TaskSet, type TaskStatus } from "../../proto/bus/index.js";
+import { BUS_API_VERSION, clipText, MAX_MESSAGE_BYTES, type Hello, type Inventory, type Message, type Status, type TaskSet, type TaskStatus } from "../../proto/bus/index.js";
 import { readBootstrapToken, type AgentConfig } from "../config.js";
 import { MIGRATION_LABEL, type ExecutorOptions, type TaskExecutor } from "../executor.js";
 import { activeKubeVirt, buildInventory, KUBEVIRT_CA_CONFIGMAP, type InventoryBody, type Obj, type Snapshot } from "../inventory/build.js";
@@ -339,7 +339,7 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions): Promi
       publish("heartbeat", {
         ...head("Heartbeat"),
         time: now().toISOString(),
-        health: { kubernetesApi: apiError === undefined, watches: failing.length === 0, tasks: book.size, ...(message ? { message: message.slice(0, 4096) } : {}) },
+        health: { kubernetesApi: apiError === undefined, watches: failing.length === 0, tasks: book.size, ...(message ? { message: clipText(message) } : {}) },
       });
       for (const x of reflectors) metrics.watchSynced.set({ watch: x.name }, x.synced ? 1 : 0);
     };
