@@ -41,6 +41,12 @@ describe("status derivation", () => {
     expect(e.code).toBe("MigrationFailed");
     expect(e.message).toBe("source VMIM vms/ferry-send-m1-1 failed: Live migration has been aborted");
     expect(e.fix).toContain("bandwidthPerMigration");
+    // Marked Failed before KubeVirt stored the migration state on it: the reason comes from the VMI that refers to it.
+    const early = { ...vmim("Failed"), metadata: { ...vmim("Failed").metadata, uid: "u1" } };
+    const base = vmiFixture(vmFixture({ name: "web-1", namespace: "vms" }));
+    const vmiWith = (migrationState: Record<string, unknown>) => ({ ...base, status: { ...base.status, migrationState } });
+    expect(vmimFailure(early, "target", vmiWith({ migrationUid: "u1", failed: true, failureReason: "Live migration has been aborted" })).message).toBe("target VMIM vms/ferry-send-m1-1 failed: Live migration has been aborted");
+    expect(vmimFailure(early, "target", vmiWith({ migrationUid: "other", failed: true, failureReason: "an earlier migration's reason" })).message).toBe("target VMIM vms/ferry-send-m1-1 failed");
   });
   it("success is the Succeeded phase or a completed, not failed, migrationState", () => {
     expect(vmimSucceeded(vmim("Succeeded"))).toBe(true);

@@ -134,8 +134,13 @@ export function heldVmim(vmim: Vmim, vmi: VirtualMachineInstance | undefined, no
 }
 
 /** Why a VMIM failed, with what to do. */
-export function vmimFailure(vmim: Vmim, side: "source" | "target" | "local"): AgentError {
-  const reason = vmim.status?.migrationState?.failureReason;
+export function vmimFailure(vmim: Vmim, side: "source" | "target" | "local", vmi?: VirtualMachineInstance): AgentError {
+  // KubeVirt copies the VMI's migrationState into the VMIM a pass after it marks the VMIM Failed:
+  // until then the reason is on the VMI, if it still refers to this VMIM.
+  const uid = vmim.metadata.uid;
+  const ms = vmi?.status?.migrationState;
+  const fromVmi = uid !== undefined && [ms?.migrationUid, ms?.sourceState?.migrationUID, ms?.targetState?.migrationUID].includes(uid) ? ms?.failureReason : undefined;
+  const reason = vmim.status?.migrationState?.failureReason ?? fromVmi;
   const blocked = condition(vmim, "decentralizedMigrationBlocked");
   const parts = [`${side === "local" ? "" : `${side} `}VMIM ${vmim.metadata.namespace}/${vmim.metadata.name} failed`];
   if (reason) parts.push(reason);

@@ -39,7 +39,7 @@ export async function targetPrepare(ctx: Ctx, task: PrepareTask, r: Report): Pro
     if (vm && vm.metadata.annotations?.[RECEIVING_ANNOTATION] !== task.migrationId) {
       await ctx.kube.mergePatch({ apiVersion: vm.apiVersion, kind: vm.kind, metadata: { name, namespace, annotations: { [RECEIVING_ANNOTATION]: task.migrationId } } });
     }
-    if (vmimFailed(vmim)) return r.failed(vmimFailure(vmim, "target"), { vmim: status, vm: facts() });
+    if (vmimFailed(vmim)) return r.failed(vmimFailure(vmim, "target", vmi), { vmim: status, vm: facts() });
     const phase = vmim.status?.phase ?? "";
     const syncAddress = vmim.status?.synchronizationAddresses?.[0] ?? (await readKubeVirt(ctx))?.status?.synchronizationAddresses?.[0];
     const step = phase === "" || phase === "WaitingForSync" ? "ReceiverReady" : "Migrating";
@@ -119,7 +119,7 @@ export async function sourceSend(ctx: Ctx, task: SendTask, r: Report): Promise<T
     if (vm.metadata.annotations?.[SENT_ANNOTATION] !== task.migrationId) {
       await ctx.kube.mergePatch({ apiVersion: vm.apiVersion, kind: vm.kind, metadata: { name, namespace, annotations: { [SENT_ANNOTATION]: task.migrationId } } });
     }
-    if (vmimFailed(vmim)) return r.failed(vmimFailure(vmim, "source"), { vmim: status, vm: facts() });
+    if (vmimFailed(vmim)) return r.failed(vmimFailure(vmim, "source", vmi), { vmim: status, vm: facts() });
     const step = stepForVmim(vmim);
     return r.done(step, { vmim: status, vm: facts(), progress: step === "Migrating" ? await migrationProgress(ctx, task, vmi) : undefined });
   }

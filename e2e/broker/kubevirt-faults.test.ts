@@ -48,9 +48,12 @@ describe("KubeVirt faults seen through the broker", () => {
     await plans.create("stall", { source: { cluster: "east" }, target: { cluster: "west" }, vms: [ref("stalled")], retry: { maxAttempts: 3, backoff: { initialSeconds: 1 } }, stallTimeoutSeconds: 60 });
     await plans.migrationIn("stall/vms/stalled", [MigrationState.MIGRATING]);
     await kv.stallSync(true);
-    const rolledBack = await plans.migrationWhen("stall/vms/stalled", "failed by the watchdog", (m) => m.attempts[0]?.error?.code === "Stalled", 150_000);
-    expect(rolledBack.attempts[0]!.error!.message).toMatch(/no progress|stalled|no phase/i);
-    await kv.stallSync(false);
+    try {
+      const rolledBack = await plans.migrationWhen("stall/vms/stalled", "failed by the watchdog", (m) => m.attempts[0]?.error?.code === "Stalled", 150_000);
+      expect(rolledBack.attempts[0]!.error!.message).toMatch(/no progress|stalled|no phase/i);
+    } finally {
+      await kv.stallSync(false); // whatever happened, the next scenario gets a healthy link
+    }
     await kv.setDirtyRate("vms", "stalled", 0);
     const plan = await plans.finished("stall");
     expect(plan.phase).toBe(PlanPhase.SUCCEEDED);

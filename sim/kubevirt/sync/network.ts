@@ -235,21 +235,22 @@ export class SyncClient {
               settled = true;
               clearTimeout(timer);
               conn = c;
-              this.net.track(c);
               resolve(c);
               return;
             }
             this.onFrame(type, payload);
           },
           () => {
+            this.net.untrack(c);
             if (!settled) {
               fail(`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: remote error: tls: unknown certificate authority"`);
               return;
             }
-            this.net.untrack(c);
             this.failAll(new RpcError("rpc error: code = Unavailable desc = error reading from server: EOF"));
           },
         );
+        // Tracked from the start, so a stall or cut during the handshake reaches it too.
+        this.net.track(c);
         c.setStalled(this.net.stalled);
         c.write(json(FrameType.Hello, {}));
       });
