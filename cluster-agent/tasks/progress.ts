@@ -3,8 +3,8 @@
 // KubeVirt object carries the bytes. The agent reads them through the API server's pods/proxy
 // (GET …/pods/https:<virt-handler pod>:<metrics port>/proxy/metrics), so it needs no route to pod
 // IPs — only `get` on pods/proxy and `list` on pods in the KubeVirt namespace. Which pod runs on
-// which node is cached (listed again when unknown or after a failed read); each VMI is read at most
-// once per poll interval. A failed read never fails a task: progress is omitted and the reason is
+// which node is cached (listed again when unknown or after a failed read); each node's metrics are
+// fetched at most once per poll interval, however many VMIs migrate from it. A failed read never fails a task: progress is omitted and the reason is
 // logged once at debug.
 import { ApiException, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -64,6 +64,7 @@ export class ProgressReader {
   private listedAt = -Infinity;
   private readonly last = new Map<string, { at: number; progress: Progress }>();
   private readonly logged = new Set<string>();
+  private readonly scraped = new Map<string, { at: number; text: Promise<string> }>();
 
   constructor(private readonly o: ProgressReaderOptions) {
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
@@ -90,7 +91,18 @@ export class ProgressReader {
     return progress;
   }
 
-  private async scrape(node: string): Promise<string> {
+  /** One scrape of a node's metrics per poll interval, shared by every VMI migrating from that node. */
+  private scrape(node: string): Promise<string> {
+    const now = Date.now();
+    const cached = this.scraped.get(node);
+    if (cached && now - cached.at < this.o.pollMs) return cached.text;
+    const text = this.fetchMetrics(node);
+    this.scraped.set(node, { at: now, text });
+    text.catch(() => this.scraped.delete(node));
+    return text;
+  }
+
+  private async fetchMetrics(node: string): Promise<string> {
     let handler = this.handlers.get(node);
     if (!handler && Date.now() - this.listedAt >= this.o.pollMs) {
       this.listedAt = Date.now();
