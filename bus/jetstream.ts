@@ -35,7 +35,10 @@ export async function retryTransient<T>(what: string, op: () => Promise<T>, time
     try {
       return await op();
     } catch (e) {
-      const text = `${(e as Error).name} ${(e as Error).message}`;
+      // nats.js reports a JetStream API request nobody answered (a busy or restarting server) as
+      // JetStreamNotEnabled with the no-responders error as its cause.
+      const cause = (e as Error).cause;
+      const text = `${(e as Error).name} ${(e as Error).message} ${cause instanceof Error ? cause.message : ""}`;
       if (!TRANSIENT.test(text) || Date.now() + delay > deadline) {
         throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
       }

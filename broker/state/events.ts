@@ -89,12 +89,15 @@ export class EventFeed {
   async *follow(plan: string, opts: { afterSeq: number; signal?: AbortSignal }): AsyncGenerator<FeedEntry> {
     await this.checkResume(opts.afterSeq);
     const js = jetstream(this.bus.nc);
-    const consumer = await js.consumers.get(EVENTS_STREAM, {
-      // A single string becomes `filter_subject` (nats-server 2.9 has no `filter_subjects`).
-      filter_subjects: planEventsFilter(plan),
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: opts.afterSeq + 1,
-    });
+    const consumer = await retryTransient(`follow the events of plan ${plan}`, () =>
+      js.consumers.get(EVENTS_STREAM, {
+        // A single string becomes `filter_subject` (nats-server 2.9 has no `filter_subjects`).
+        filter_subjects: planEventsFilter(plan),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: opts.afterSeq + 1,
+      }),
+      10_000,
+    );
     const messages: ConsumerMessages = await consumer.consume();
     const stop = () => void messages.close().catch(() => undefined);
     if (opts.signal?.aborted) stop();
