@@ -360,6 +360,7 @@ export class CDIHandle implements Controller {
     }
     // bound: the importer (blank) or cloner runs
     let w = this.work.get(k);
+    const starting = !w; // the pod is only being scheduled: report *Scheduled once, whatever the clock says
     if (clone) {
       const srcNs = clone.namespace ?? dv.metadata.namespace;
       const src = this.store.tryGet(R.PersistentVolumeClaim, srcNs, clone.name);
@@ -382,7 +383,7 @@ export class CDIHandle implements Controller {
       this.work.set(k, w);
     }
     const elapsed = this.cluster.clock.simMs(Date.now() - w.startedAt);
-    if (elapsed >= w.durationMs) {
+    if (!starting && elapsed >= w.durationMs) {
       this.work.delete(k);
       this.store.modify(R.PersistentVolumeClaim, pvc.metadata.namespace, pvc.metadata.name, (o) => {
         o.metadata.annotations = {
@@ -398,7 +399,7 @@ export class CDIHandle implements Controller {
     const pct = Math.min(99.99, (elapsed / w.durationMs) * 100);
     const inProgress = clone ? "CloneInProgress" : "ImportInProgress";
     this.writeStatus(dv, (st) => {
-      st.phase = elapsed < Math.min(500, w.durationMs / 10) ? (clone ? "CloneScheduled" : "ImportScheduled") : inProgress;
+      st.phase = starting || elapsed < Math.min(500, w.durationMs / 10) ? (clone ? "CloneScheduled" : "ImportScheduled") : inProgress;
       st.progress = st.phase === inProgress ? `${pct.toFixed(2)}%` : "N/A";
       st.claimName = pvc.metadata.name;
       this.conditions(st, pvc, "", "", st.phase === inProgress ? { status: "True", reason: "Pod is running", message: "" } : undefined);
