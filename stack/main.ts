@@ -20,8 +20,9 @@ foreground; Ctrl-C stops everything.
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+/** A usage error: one line naming what is wrong and where the options are listed, exit 2. */
 function usage(message: string): never {
-  process.stderr.write(`ferry: ${message}\n\n${USAGE}\n`);
+  process.stderr.write(`ferry: ${message}; see npm run ferry -- --help\n`);
   process.exit(2);
 }
 
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
       },
     });
   } catch (e) {
-    usage((e as Error).message);
+    usage((e as Error).message.split("\n")[0]!.split(". ")[0]!.replace(/\.$/, ""));
   }
   const { values: v, positionals } = parsed;
   if (v.help) {

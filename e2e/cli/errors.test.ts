@@ -76,9 +76,21 @@ describe("npm run ferry -- up", () => {
     expect(debug.stderr).toMatch(STACK_TRACE);
   });
 
-  it("a usage error exits 2", async () => {
-    const r = await run("main", ["down"]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^ferry: unknown command down\n\nusage: npm run ferry -- up/);
+  it.each([
+    [["down"], "ferry: unknown command down; see npm run ferry -- --help\n"],
+    [[], "ferry: missing command: up; see npm run ferry -- --help\n"],
+    [["up", "--cluster", "a"], "ferry: Unknown option '--cluster'; see npm run ferry -- --help\n"],
+    [["up", "--clusters", "East"], "ferry: --clusters: East must be lowercase RFC 1123 labels; see npm run ferry -- --help\n"],
+    [["up", "--brokers", "3"], "ferry: --brokers must be 1 or 2, not 3; see npm run ferry -- --help\n"],
+  ])("%j is a one-line usage error, exit 2", async (args, line) => {
+    const r = await run("main", args);
+    expect(r).toEqual({ code: 2, stdout: "", stderr: line });
+  });
+
+  it("--help prints the usage and exits 0", async () => {
+    const r = await run("main", ["--help"]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(r.stdout).toMatch(/^usage: npm run ferry -- up \[options\]\n/);
+    for (const option of ["--clusters <a,b,c>", "--dir <dir>", "--scenario <s>", "--brokers <1|2>", "--time-scale <x>", "--log-level <level>"]) expect(r.stdout).toContain(`  ${option} `);
   });
 });
