@@ -22,6 +22,7 @@ function observed(over: Partial<PreflightObserved> = {}): PreflightObserved {
     secrets: [{ metadata: { name: "db-1-userdata" } }],
     configMaps: [],
     storageClasses: ["standard", "fast"],
+    classCapacities: new Map(),
     networks: [{ namespace: "vms", name: "vlan100" }],
     nodes: [node("n1"), node("n2"), node("n3")],
     vms: [],
@@ -125,9 +126,38 @@ describe("preflight (pure)", () => {
     expect(t({ networks: [] })).toEqual(["NetworkMissingOnTarget"]);
     expect(t({ nodes: [node("n1", { arch: "arm64" })] })).toEqual(["ArchitectureUnavailable"]);
     expect(t({ nodes: [node("n1", { memory: "4Gi" })] })).toEqual(["InsufficientMemory"]);
+    expect(t({ classCapacities: new Map([["fast", 19 * 2 ** 30]]) })).toEqual(["StorageCapacityExceeded"]);
+    expect(t({ classCapacities: new Map([["fast", 20 * 2 ** 30], ["standard", 0]]) })).toEqual([]);
     expect(t({ kubevirt: kubevirtFixture({ addresses: [] }) })).toEqual(["NoSynchronizationAddress"]);
     expect(codes(req({ side: "target" }), observed())).toEqual(["SourceFactsMissing"]);
   });
+  it("checks the target classes' free space (CSIStorageCapacity) against the volumes the receiver still needs", () => {
+    const two = { ...facts, volumes: [...facts.volumes, { name: "data", claimName: "db-1-data", sizeBytes: 30 * 2 ** 30, storageClass: "standard" }] };
+    const target = (o: Partial<PreflightObserved>, r: Partial<PreflightRequest> = {}) =>
+      preflightIssues(req({ side: "target", cluster: "b", sourceFacts: two, ...r }), observed({ vm: undefined, vmi: undefined, pvcs: [], secrets: [], ...o }));
+    const [issue, ...rest] = target({ classCapacities: new Map([["fast", 40 * 2 ** 30]]) });
+    expect(rest).toEqual([]);
+    expect(issue).toEqual({
+      code: "StorageCapacityExceeded",
+      severity: "error",
+      field: "storageMap[0].target",
+      message: "storage class fast on cluster b reports 40Gi free (CSIStorageCapacity); VM vms/db-1 needs 50Gi there for volumes rootdisk, data",
+      fix: "free space in fast on b, map the volumes to another class in storageMap, or choose another target cluster",
+    });
+    // A claim ferry made on an earlier try is already counted in the free space.
+    const made = dvFixture("db-1-data");
+    made.metadata.labels = { "app.kubernetes.io/managed-by": "ferry", "ferry.dev/migration": "old" };
+    made.spec.storage!.resources!.requests!.storage = "30Gi";
+    expect(target({ classCapacities: new Map([["fast", 40 * 2 ** 30]]), dataVolumes: [made] })).toEqual([]);
+    // Unmapped volumes keep their class name on the target; the field then names the target cluster.
+    expect(target({ classCapacities: new Map([["standard", 2 ** 30]]) }, { storageMap: [] }).map((i) => [i.code, i.field])).toEqual([["StorageCapacityExceeded", "target.cluster"]]);
+    // A storage move within the cluster needs room only for the volumes whose class changes.
+    const inPlace = { cluster: "a", namespace: "vms", name: "db-1" };
+    const move = (free: number) => target({ classCapacities: new Map([["fast", free * 2 ** 30]]) }, { cluster: "a", migrationKind: "storage-live", source: inPlace, target: inPlace, storageMap: [{ source: "standard", target: "fast" }] });
+    expect(move(50).map((i) => i.code)).toEqual([]);
+    expect(move(49).map((i) => i.code)).toEqual(["StorageCapacityExceeded"]);
+  });
+
   it("the gate is on when enabled, or Beta (v1.10+) and not disabled", () => {
     expect(decentralizedGateOn(kubevirtFixture())).toBe(true);
     expect(decentralizedGateOn(kubevirtFixture({ featureGates: [] }))).toBe(false);

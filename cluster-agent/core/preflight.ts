@@ -6,7 +6,7 @@ import { POD_NETWORK } from "../../proto/names.js";
 import { networkMappingFor, sourceVolumesOf, storageMappingFor, volumeMoves } from "./build.js";
 import { condition, type DataVolume, type KubeObj, type KubeVirtCr, type Node, type Pvc, type VirtualMachine, type VirtualMachineInstance } from "./kube.js";
 import { isFerryManaged, MIGRATION_LABEL } from "./names.js";
-import { parseQuantity, quantityBytes } from "./quantity.js";
+import { bytesQuantity, parseQuantity, quantityBytes } from "./quantity.js";
 import { CLAIM_KINDS, migrationBlockers, vmDependencies, vmInterfaces, vmVolumes } from "./vm.js";
 
 /** What the shell read for one preflight (namespaced lists are of the namespace the side acts in). */
@@ -21,6 +21,8 @@ export interface PreflightObserved {
   secrets: readonly KubeObj[];
   configMaps: readonly KubeObj[];
   storageClasses: readonly string[];
+  /** Free bytes per storage class from CSIStorageCapacity (inventory/build classCapacities); a class without a figure is absent. */
+  classCapacities: ReadonlyMap<string, number>;
   /** NetworkAttachmentDefinitions. */
   networks: readonly { namespace: string; name: string }[];
   nodes: readonly Node[];
@@ -191,10 +193,19 @@ export function preflightIssues(req: PreflightRequest, observed: PreflightObserv
       const owner = isFerryManaged(existing) ? `, created by ferry for migration ${existing.metadata.labels?.[MIGRATION_LABEL]}` : " that ferry did not create";
       add("error", "TargetNameCollision", "target.name", `cluster ${req.cluster} already has a VM ${tgt}${owner}`, isFerryManaged(existing) ? "wait for that migration to finish or abort it, or choose another target name" : "delete or rename that VM, or choose another target namespace or name");
     }
+    /** Bytes the receiver's new claims take per target class, with the volumes that need them. */
+    const needs = new Map<string, { bytes: number; volumes: string[] }>();
     facts.volumes.forEach((v, i) => {
       const field = `sourceFacts.volumes[${i}]`;
       const mapping = storageMappingFor(req.storageMap, v.storageClass);
       const targetClass = mapping?.target ?? v.storageClass;
+      // A new claim is needed unless ferry already made it (an earlier try) or the volume stays put.
+      const stays = inPlace && targetClass === v.storageClass;
+      const made = !inPlace && [...observed.pvcs, ...observed.dataVolumes].some((o) => o.metadata.name === v.claimName && isFerryManaged(o));
+      if (targetClass !== undefined && !stays && !made) {
+        const need = needs.get(targetClass) ?? { bytes: 0, volumes: [] };
+        needs.set(targetClass, { bytes: need.bytes + v.sizeBytes, volumes: [...need.volumes, v.name] });
+      }
       if (targetClass === undefined) {
         if (!observed.storageClasses.length) add("error", "StorageClassUnmapped", field, `volume ${v.name} has no storage class and cluster ${req.cluster} has none`, "create a storage class on the target");
       } else if (!observed.storageClasses.includes(targetClass)) {
@@ -217,6 +228,18 @@ export function preflightIssues(req: PreflightRequest, observed: PreflightObserv
         }
       }
     });
+    for (const [cls, need] of needs) {
+      const free = observed.classCapacities.get(cls);
+      if (free === undefined || need.bytes <= free) continue; // unknown capacity is not checked
+      const index = req.storageMap.findIndex((m) => m.target === cls);
+      add(
+        "error",
+        "StorageCapacityExceeded",
+        index >= 0 ? `storageMap[${index}].target` : "target.cluster",
+        `storage class ${cls} on cluster ${req.cluster} reports ${bytesQuantity(free)} free (CSIStorageCapacity); VM ${src} needs ${bytesQuantity(need.bytes)} there for volume${need.volumes.length > 1 ? "s" : ""} ${need.volumes.join(", ")}`,
+        `free space in ${cls} on ${req.cluster}, map the volumes to another class in storageMap, or choose another target cluster`,
+      );
+    }
     facts.dependencies.forEach((d, i) => {
       const list = d.kind === "Secret" ? observed.secrets : observed.configMaps;
       const found = list.find((o) => o.metadata.name === d.name);

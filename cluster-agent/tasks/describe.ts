@@ -6,6 +6,7 @@ import type { KubeObject } from "../../proto/kube.js";
 import { sourceVolumesOf } from "../core/build.js";
 import { CDI_API, KUBEVIRT_API, type DataVolume, type KubeObj, type Node, type Pvc, type VirtualMachine, type VirtualMachineInstance } from "../core/kube.js";
 import { preflightIssues, preflightResult, nodeArchitecture, type PreflightObserved } from "../core/preflight.js";
+import { classCapacities } from "../inventory/build.js";
 import { vmDependencies, vmInterfaces, vmMemoryBytes, vmVolumes } from "../core/vm.js";
 import { readKubeVirt, readVm, type Ctx } from "./context.js";
 
@@ -66,7 +67,7 @@ export async function preflight(ctx: Ctx, req: PreflightRequest): Promise<Prefli
   const side = req.side === "source" ? req.source : req.target;
   const ns = side.namespace;
   const target = req.side === "target";
-  const [kubevirt, [vm, vmi], namespace, pvcs, dataVolumes, secrets, configMaps, storageClasses, networks, nodes, vms, vmis] = await Promise.all([
+  const [kubevirt, [vm, vmi], namespace, pvcs, dataVolumes, secrets, configMaps, storageClasses, capacities, networks, nodes, vms, vmis] = await Promise.all([
     readKubeVirt(ctx),
     readVm(ctx, ns, side.name),
     ctx.kube.get({ apiVersion: "v1", kind: "Namespace", name: ns }),
@@ -75,6 +76,7 @@ export async function preflight(ctx: Ctx, req: PreflightRequest): Promise<Prefli
     ctx.kube.list<KubeObj>("v1", "Secret", ns),
     ctx.kube.list<KubeObj>("v1", "ConfigMap", ns),
     ctx.kube.list<KubeObj>("storage.k8s.io/v1", "StorageClass"),
+    target ? ctx.kube.list<KubeObj>("storage.k8s.io/v1", "CSIStorageCapacity") : Promise.resolve([]),
     ctx.kube.list<KubeObj>("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition"),
     ctx.kube.list<Node>("v1", "Node"),
     target ? ctx.kube.list<VirtualMachine>(KUBEVIRT_API, "VirtualMachine") : Promise.resolve([]),
@@ -90,6 +92,7 @@ export async function preflight(ctx: Ctx, req: PreflightRequest): Promise<Prefli
     secrets,
     configMaps,
     storageClasses: storageClasses.map((c) => c.metadata.name ?? ""),
+    classCapacities: classCapacities(capacities),
     networks: networks.map((n) => ({ namespace: n.metadata.namespace ?? "", name: n.metadata.name ?? "" })),
     nodes,
     vms,

@@ -131,6 +131,11 @@ describe("preflight and describe-vm on simulated clusters", () => {
     expect(await tgt({ networkMap: [{ source: "vms/vlan100", target: "vms/vlan200" }] })).toEqual(["error:NetworkMissingOnTarget"]);
     expect(await tgt({ sourceFacts: { ...facts, architecture: "arm64" } })).toEqual(["error:ArchitectureUnavailable"]);
     const kb = kube(w, "b");
+    // The simulated CSI driver publishes 2Gi free for "standard" (CSIStorageCapacity); db-1 needs 3Gi.
+    await kb.mergePatch({ apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "standard", annotations: { "sim.kubevirt.io/storage-capacity": "2Gi" } } });
+    await waitFor("standard too small", async () => ((await tgt()).includes("error:StorageCapacityExceeded") ? true : undefined));
+    await kb.mergePatch({ apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "standard", annotations: { "sim.kubevirt.io/storage-capacity": "1Ti" } } });
+    await waitFor("standard has room", async () => ((await tgt()).length === 0 ? true : undefined));
     const d = await executor(w, "a").describeVm(describeRequest("a", "vms", "db-1"));
     const clash = structuredClone(d.vm) as unknown as VirtualMachine;
     clash.metadata = { name: "other", namespace: "vms" };
