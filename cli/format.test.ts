@@ -61,6 +61,8 @@ describe("clusters", () => {
     expect(wide[0]).toMatch(/AGE\s+NODES\s+ARCH\s+DECENTRALIZED\s+SYNC ADDRESSES\s+STORAGE CLASSES\s+AGENT\s+CORDON REASON$/);
     expect(wide[1]).toMatch(/^east\s+Available\s+yes\s+-\s+-\s+never\s+in 6d\s+2d\s+-\s+-\s+-\s+-\s+-\s+0\.1\.0\s+kernel$/);
     expect(clusterTable([c], true, now)).toContain("ceph(default)");
+    const withCapacity = { ...c, inventory: { ...c.inventory!, storageClasses: [...c.inventory!.storageClasses, { name: "lvm", provisioner: "lvm", volumeBindingMode: "WaitForFirstConsumer", isDefault: false, freeBytes: 40 * 2 ** 30 }] } };
+    expect(clusterTable([withCapacity], true, now)).toContain("ceph(default),lvm(40 GiB free)");
   });
 
   it("-o json is the proto3 JSON of the message; lists are kind: List", () => {

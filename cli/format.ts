@@ -1,7 +1,7 @@
 // Output in kubectl's conventions, as pure functions of API messages: aligned tables with
 // upper-case headers (`-o wide` adds columns), or the messages themselves as proto3 JSON / YAML.
 import { stringify as toYaml } from "yaml";
-import { Cluster, ClusterState, clusterStateToJSON } from "../proto/gen/ferry/v1/clusters.js";
+import { Cluster, ClusterState, clusterStateToJSON, type StorageClassSummary } from "../proto/gen/ferry/v1/clusters.js";
 import { Migration, MigrationKind, MigrationState, migrationKindToJSON, migrationStateToJSON } from "../proto/gen/ferry/v1/migrations.js";
 import { Plan, PlanPhase, planPhaseToJSON } from "../proto/gen/ferry/v1/plans.js";
 import type { Duration } from "../proto/gen/google/protobuf/duration.js";
@@ -97,6 +97,12 @@ export function vmRef(v: VmRef | undefined, withCluster = true): string {
 
 // ---- clusters ----
 
+/** "ceph(default, 40 GiB free)": the class, whether it is the default, and its free space where the driver reports one. */
+function storageClassWord(s: StorageClassSummary): string {
+  const notes = [...(s.isDefault ? ["default"] : []), ...(s.freeBytes !== undefined ? [`${bytes(s.freeBytes)} free`] : [])];
+  return s.name + (notes.length ? `(${notes.join(", ")})` : "");
+}
+
 export function clusterTable(clusters: readonly Cluster[], wide: boolean, now: Date): string {
   const header = ["NAME", "STATE", "CORDONED", "KUBEVIRT", "VMS", "HEARTBEAT", "CERT EXPIRES", "AGE"];
   if (wide) header.push("NODES", "ARCH", "DECENTRALIZED", "SYNC ADDRESSES", "STORAGE CLASSES", "AGENT", "CORDON REASON");
@@ -118,7 +124,7 @@ export function clusterTable(clusters: readonly Cluster[], wide: boolean, now: D
         inv?.architectures.join(",") || "-",
         inv ? (inv.decentralizedMigrationEnabled ? "yes" : "no") : "-",
         inv?.synchronizationAddresses.join(",") || "-",
-        inv?.storageClasses.map((s) => s.name + (s.isDefault ? "(default)" : "")).join(",") || "-",
+        inv?.storageClasses.map(storageClassWord).join(",") || "-",
         c.agentVersion || "-",
         c.cordonReason || "-",
       );

@@ -52,7 +52,7 @@ export function inventoryToProto(inv: Inventory): ClusterInventory {
     synchronizationAddresses: [...inv.kubevirt.synchronizationAddresses],
     nodeCount: inv.nodes.length,
     architectures: [...new Set(inv.nodes.map((n) => n.architecture))].sort(),
-    storageClasses: inv.storageClasses.map((s) => ({ name: s.name, provisioner: s.provisioner, volumeBindingMode: s.volumeBindingMode, isDefault: s.isDefault })),
+    storageClasses: inv.storageClasses.map((s) => ({ name: s.name, provisioner: s.provisioner, volumeBindingMode: s.volumeBindingMode, isDefault: s.isDefault, freeBytes: s.capacityBytes })),
     networks: inv.networks.map((n) => ({ namespace: n.namespace, name: n.name })),
     vmCount: inv.vms.length,
     migrationLimits: {

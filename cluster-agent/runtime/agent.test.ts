@@ -213,6 +213,14 @@ describe("cluster agent runtime", () => {
     await eventually(() => classes()["standard"] === 2 ** 40 - used - 10 * 2 ** 30 || undefined, 10_000, "capacity after the new volume bound");
     const lists = await ctl.requests(CLUSTER, { since: mark, verb: "list" });
     expect(lists.requests).toEqual([]);
+    // ferryctl cluster get shows it: the API's storage class summary carries the free bytes.
+    const admin = await env.adminClients(broker.grpcAddress);
+    const got = await call(admin.clusters, "getCluster", { name: CLUSTER });
+    admin.close();
+    expect(got.cluster?.inventory?.storageClasses.map((c) => [c.name, c.freeBytes])).toEqual([
+      ["local-wffc", undefined],
+      ["standard", 2 ** 40 - used - 10 * 2 ** 30],
+    ]);
   });
 
   it("answers rpc inventory, preflight and describe-vm", async () => {

@@ -134,6 +134,11 @@ export interface StorageClassSummary {
   /** "Immediate" or "WaitForFirstConsumer". */
   volumeBindingMode: string;
   isDefault: boolean;
+  /**
+   * Free bytes the CSI driver reports for the class (CSIStorageCapacity, summed over its topology
+   * segments); unset when the driver publishes none.
+   */
+  freeBytes?: number | undefined;
 }
 
 /** A NetworkAttachmentDefinition. */
@@ -777,7 +782,7 @@ export const ClusterInventory: MessageFns<ClusterInventory> = {
 };
 
 function createBaseStorageClassSummary(): StorageClassSummary {
-  return { name: "", provisioner: "", volumeBindingMode: "", isDefault: false };
+  return { name: "", provisioner: "", volumeBindingMode: "", isDefault: false, freeBytes: undefined };
 }
 
 export const StorageClassSummary: MessageFns<StorageClassSummary> = {
@@ -793,6 +798,9 @@ export const StorageClassSummary: MessageFns<StorageClassSummary> = {
     }
     if (message.isDefault !== false) {
       writer.uint32(32).bool(message.isDefault);
+    }
+    if (message.freeBytes !== undefined) {
+      writer.uint32(40).uint64(message.freeBytes);
     }
     return writer;
   },
@@ -842,6 +850,14 @@ export const StorageClassSummary: MessageFns<StorageClassSummary> = {
             message.isDefault = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.freeBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -868,6 +884,11 @@ export const StorageClassSummary: MessageFns<StorageClassSummary> = {
         : isSet(object.is_default)
         ? globalThis.Boolean(object.is_default)
         : false,
+      freeBytes: isSet(object.freeBytes)
+        ? globalThis.Number(object.freeBytes)
+        : isSet(object.free_bytes)
+        ? globalThis.Number(object.free_bytes)
+        : undefined,
     };
   },
 
@@ -885,6 +906,9 @@ export const StorageClassSummary: MessageFns<StorageClassSummary> = {
     if (message.isDefault !== false) {
       obj.isDefault = message.isDefault;
     }
+    if (message.freeBytes !== undefined) {
+      obj.freeBytes = Math.round(message.freeBytes);
+    }
     return obj;
   },
 
@@ -897,6 +921,7 @@ export const StorageClassSummary: MessageFns<StorageClassSummary> = {
     message.provisioner = object.provisioner ?? "";
     message.volumeBindingMode = object.volumeBindingMode ?? "";
     message.isDefault = object.isDefault ?? false;
+    message.freeBytes = object.freeBytes ?? undefined;
     return message;
   },
 };
@@ -2957,6 +2982,17 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 function isSet(value: any): boolean {
