@@ -13,7 +13,7 @@ import type { Handlers } from "../server/service.js";
 import { isCasConflict } from "../state/kv.js";
 import { streamPlanFeed, type PlanChange, type WatchPlanSource } from "../server/watch.js";
 import type { EventFeed, FeedEntry } from "../state/events.js";
-import { checkPlan, createPlanRecords, expandPlan, isTerminal, migrationName, promisedStorage, type CommandResult, type MigrationRecord, type PlanRecord, type PlanReport } from "../core/index.js";
+import { checkPlan, createPlanRecords, expandPlan, isTerminal, migrationName, promisedMemory, promisedStorage, type CommandResult, type MigrationRecord, type PlanRecord, type PlanReport } from "../core/index.js";
 import type { Controller } from "./controller.js";
 import { migrationToProto, plannedToProto, planToProto, findingToProto } from "./convert.js";
 import type { Cached } from "./store.js";
@@ -85,7 +85,7 @@ export class ControllerApi {
       inventories: facts.inventories,
       busy: others.map((m) => {
         const spec = specs.get(m.plan);
-        return { plan: m.plan, source: m.source, target: m.target, memoryBytes: m.size.memoryBytes, ...(spec ? { storageBytes: promisedStorage(m, spec, facts.inventories) } : {}) };
+        return { plan: m.plan, source: m.source, target: m.target, memoryBytes: promisedMemory(m, facts.inventories), ...(spec ? { storageBytes: promisedStorage(m, spec, facts.inventories) } : {}) };
       }),
       now,
     });

@@ -3,7 +3,7 @@ import type { Inventory } from "../../proto/bus/index.js";
 import type { MigrationPlan } from "../../proto/plan.js";
 import type { Clusters } from "./clusters.js";
 import { transportFailure, type CommandResult } from "./commands.js";
-import { boundFindings, checkPlan, createPlanRecords, expandPlan, matchesSelector, promisedStorage, type Expansion } from "./plan.js";
+import { boundFindings, checkPlan, createPlanRecords, expandPlan, matchesSelector, promisedMemory, promisedStorage, type Expansion } from "./plan.js";
 import { MigrationRecord, PlanRecord, type Finding } from "./records.js";
 import { describeReply, GiB, inventory, migration, plan, preflightOk, rpcError, stopped, T0, view, vm } from "./test-fixtures.js";
 
@@ -230,6 +230,18 @@ describe("expansion: cluster and VM checks", () => {
     for (const state of ["Pending", "Queued", "Validating", "Trusting"] as const) expect(promisedStorage(migration({ state }), spec, invs)).toEqual({ lvm: 20 * GiB });
     for (const state of ["PreparingTarget", "Migrating", "Finalizing", "RollingBack"] as const) expect(promisedStorage(migration({ state }), spec, invs)).toEqual({});
     expect(promisedStorage(migration({ state: "Queued" }), spec, { west: west() })).toEqual({});
+  });
+
+  it("promises another plan's memory to its target only until the target VM has a live VMI there", () => {
+    const m = migration(); // east vms/pg-0 → west, 4 GiB
+    const target = (over: Parameters<typeof vm>[2]) => ({ west: west({ vms: [vm(m.target.namespace, m.target.name, over)] }) });
+    expect(promisedMemory(m, { west: west() })).toBe(4 * GiB);
+    expect(promisedMemory(m, target({ vmiPhase: undefined }))).toBe(4 * GiB); // receiver VM, no VMI yet
+    expect(promisedMemory(m, target({ vmiPhase: "WaitingForSync" }))).toBe(0); // its node counts the receiver
+    expect(promisedMemory(m, target({ vmiPhase: "Failed" }))).toBe(4 * GiB);
+    // A storage move's VM already runs where it stays.
+    const move = migration({ kind: "storage-live" });
+    expect(promisedMemory(move, { east: east([vm(move.source.namespace, move.source.name)]) })).toBe(0);
   });
 
   it("warns about decentralized migration inside one cluster (kubevirt#18259)", () => {

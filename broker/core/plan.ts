@@ -52,6 +52,17 @@ export function promisedStorage(m: Pick<MigrationRecord, "state" | "source" | "t
   return vm ? Object.fromEntries(storageNeeds(vm, spec, m.kind, inventories[m.target.cluster])) : {};
 }
 
+/**
+ * Memory an unfinished migration of another plan will still take on its target: none once the target
+ * VM has a live VMI there (the receiver, or the VM itself in a storage move), since the inventory's
+ * nodes already count that VMI's memory; counting it again would refuse room that exists.
+ */
+export function promisedMemory(m: Pick<MigrationRecord, "target" | "size">, inventories: Readonly<Record<string, Inventory | undefined>>): number {
+  const vm = inventories[m.target.cluster]?.vms.find((v) => v.namespace === m.target.namespace && v.name === m.target.name);
+  const live = vm?.vmiPhase !== undefined && vm.vmiPhase !== "Succeeded" && vm.vmiPhase !== "Failed";
+  return live ? 0 : m.size.memoryBytes;
+}
+
 /** Per cluster and class, the bytes `busy` promised. */
 function storagePromises(busy: readonly BusyMigration[]): Record<string, Record<string, number>> {
   const out: Record<string, Record<string, number>> = {};
