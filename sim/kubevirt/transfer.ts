@@ -134,7 +134,8 @@ export class Transfer {
     const disk = this.state === "completed" ? 0 : this.diskRemaining;
     return {
       state: this.state,
-      dataTotalBytes: this.processed + mem + disk,
+      // libvirt's data total is the guest's memory and disks, fixed; re-sent dirty pages push processed past it.
+      dataTotalBytes: this.p.memoryBytes + this.p.diskBytes,
       dataProcessedBytes: this.processed,
       dataRemainingBytes: mem + disk,
       memoryRemainingBytes: mem,
