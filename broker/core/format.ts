@@ -2,20 +2,9 @@
 // Times are printed in UTC: the broker, the agents and the admin may sit in different zones, and a
 // plan window names its own zone explicitly.
 import { clipText } from "../../proto/bus/common.js";
+import { formatBytes } from "../../proto/units.js";
 
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] as const;
-
-/** 1288490188 → "1.2 GiB"; exact below 1 KiB. */
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const digits = unit === 0 || value >= 100 ? 0 : 1;
-  return `${value.toFixed(digits).replace(/\.0$/, "")} ${UNITS[unit]}`;
-}
+export { formatBytes };
 
 /** Bytes per second as "150 MiB/s". */
 export function formatRate(bytesPerSecond: number): string {

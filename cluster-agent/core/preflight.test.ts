@@ -141,7 +141,7 @@ describe("preflight (pure)", () => {
       code: "StorageCapacityExceeded",
       severity: "error",
       field: "storageMap[0].target",
-      message: "storage class fast on cluster b reports 40Gi free (CSIStorageCapacity); VM vms/db-1 needs 50Gi there for volumes rootdisk, data",
+      message: "storage class fast on cluster b reports 40 GiB free (CSIStorageCapacity); VM vms/db-1 needs 50 GiB there for volumes rootdisk, data",
       fix: "free space in fast on b, map the volumes to another class in storageMap, or choose another target cluster",
     });
     // A claim ferry made on an earlier try is already counted in the free space.

@@ -6,7 +6,8 @@ import { POD_NETWORK } from "../../proto/names.js";
 import { networkMappingFor, sourceVolumesOf, storageMappingFor, volumeMoves } from "./build.js";
 import { condition, type DataVolume, type KubeObj, type KubeVirtCr, type Node, type Pvc, type VirtualMachine, type VirtualMachineInstance } from "./kube.js";
 import { isFerryManaged, MIGRATION_LABEL } from "./names.js";
-import { bytesQuantity, parseQuantity, quantityBytes } from "./quantity.js";
+import { formatBytes } from "../../proto/units.js";
+import { parseQuantity, quantityBytes } from "./quantity.js";
 import { CLAIM_KINDS, migrationBlockers, vmDependencies, vmInterfaces, vmVolumes } from "./vm.js";
 
 /** What the shell read for one preflight (namespaced lists are of the namespace the side acts in). */
@@ -236,7 +237,7 @@ export function preflightIssues(req: PreflightRequest, observed: PreflightObserv
         "error",
         "StorageCapacityExceeded",
         index >= 0 ? `storageMap[${index}].target` : "target.cluster",
-        `storage class ${cls} on cluster ${req.cluster} reports ${bytesQuantity(free)} free (CSIStorageCapacity); VM ${src} needs ${bytesQuantity(need.bytes)} there for volume${need.volumes.length > 1 ? "s" : ""} ${need.volumes.join(", ")}`,
+        `storage class ${cls} on cluster ${req.cluster} reports ${formatBytes(free)} free (CSIStorageCapacity); VM ${src} needs ${formatBytes(need.bytes)} there for volume${need.volumes.length > 1 ? "s" : ""} ${need.volumes.join(", ")}`,
         `free space in ${cls} on ${req.cluster}, map the volumes to another class in storageMap, or choose another target cluster`,
       );
     }
